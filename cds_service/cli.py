@@ -1,0 +1,67 @@
+"""``aimss-cds``: the operator's command line (DESIGN §8)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from .knowledge import KnowledgeError, load_knowledge
+from .settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="aimss-cds",
+        description="AIMSS CDS: a CDS Hooks 2.0 service for aromatase-inhibitor therapy. "
+        "Configured by AIMSS_* environment variables (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the CDS Hooks service")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    commands.add_parser("check", help="load and validate the knowledge artifacts and rules, then exit")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
+    except (KnowledgeError, ValidationError, ValueError) as error:
+        print(f"aimss-cds: cannot start: {error}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(
+            f"knowledge OK: {len(knowledge.valuesets)} value sets, "
+            f"{len(knowledge.recommendations)} recommendations, "
+            f"{len(knowledge.activities)} activity definitions"
+        )
+        return 0
+    return _serve(args.host, args.port, args.workers, settings.log_level)
+
+
+def _serve(host: str, port: int, workers: int, log_level: str) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "cds_service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Operator configuration: environment variables prefixed ``AIMSS_`` (DESIGN §8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_profiles_dir() -> Path:
+    """The knowledge artifacts: inside an installed wheel, else the repository's folder."""
+    installed = PACKAGE_DIR / "fhir_profiles"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "fhir_profiles"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the names are a contract with deployment scripts."""
+
+    model_config = SettingsConfigDict(env_prefix="AIMSS_", extra="ignore", frozen=True)
+
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base URL clients call (JWT `aud` checks behind a proxy); "
+        "default: the URL the request arrived on.",
+    )
+    trusted_issuers_file: Path | None = Field(
+        default=None, description="JSON file of trusted JWT issuers with a JWKS or a JWKS URL."
+    )
+    auth_disabled: bool = Field(
+        default=False, description="Development only: accept calls without a JWT."
+    )
+    database_url: str = Field(
+        default="sqlite:///aimss-cds.db",
+        description="`sqlite:///path` or `postgresql://...` for feedback and shared state.",
+    )
+    allow_open_fhir: bool = Field(
+        default=False,
+        description="Allow FHIR fallback calls without `fhirAuthorization` and over plain http.",
+    )
+    rules_file: Path | None = Field(
+        default=None, description="A site's rules file overriding the shipped thresholds."
+    )
+    profiles_dir: Path = Field(
+        default_factory=default_profiles_dir,
+        description="Folder of FHIR knowledge artifacts (ValueSets, PlanDefinition...).",
+    )
+    fhir_request_timeout: float = Field(
+        default=1.5, gt=0, description="Seconds allowed for one FHIR request."
+    )
+    hook_deadline: float = Field(
+        default=2.5, gt=0, description="Seconds allowed for all FHIR fallback calls of one hook."
+    )
+    fhir_max_pages: int = Field(
+        default=10, ge=1, description="Most Bundle pages followed per prefetch key."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def shipped_rules_file(self) -> Path:
+        return self.profiles_dir / "rules.toml"
