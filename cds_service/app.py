@@ -43,6 +43,10 @@ from .store import FeedbackStore
 
 log = logging.getLogger("aimss_cds")
 
+# httpx and httpcore log request URLs, which carry patient ids: keep them quiet at every level.
+for _chatty in ("httpx", "httpcore"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
+
 Clock = Callable[[], date]
 
 
@@ -168,6 +172,9 @@ def _routes() -> APIRouter:
             return ProblemResponse(400, "Invalid context: " + describe_validation_errors(
                 [{**e, "loc": ("context", *e["loc"])} for e in error.errors()]
             ))
+        if not service.needs_data(context, runtime.knowledge):
+            _log_call(service, hook_request, 200, started, {}, [])
+            return JSONResponse({"cards": []})
         gathered = await gather(hook_request, service.prefetch, runtime.fhir)
         unavailable = service.sources_of(gathered.unavailable)
         if unavailable & service.required_sources:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import BONE_DENSITY, MEDICATIONS, PatientFacts
+from .fhirdata import bundle_resources, codings, reference_key
 from .findings import Finding
 from .knowledge import Knowledge
 from .protocol import OrderSelectContext, PatientViewContext, ServiceDescription
@@ -43,6 +44,7 @@ class CdsService:
     required_sources: frozenset[str]
     context_model: type[PatientViewContext]
     evaluate: Evaluate
+    needs_data: Callable[[Any, Knowledge], bool] = lambda context, knowledge: True
 
     @property
     def prefetch(self) -> dict[str, str]:
@@ -97,9 +99,32 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             required_sources=frozenset({MEDICATIONS}),
             context_model=OrderSelectContext,
             evaluate=lambda facts, knowledge, context: [],
+            needs_data=lambda context, knowledge: bool(drafted_medications(context, knowledge)),
         ),
     )
     return {service.id: service for service in services}
+
+
+def drafted_medications(
+    context: OrderSelectContext, knowledge: Knowledge
+) -> dict[str, frozenset[str]]:
+    """Value-set memberships of each selected draft's drug, by ``Type/id``.
+
+    The sandbox fires order-select before a drug is chosen and on every edit: a draft with no
+    drug we know answers at once with no cards, without reading the chart.
+    """
+    selected = set(context.selections)
+    drafted: dict[str, frozenset[str]] = {}
+    for resource in bundle_resources({"entry": context.draftOrders.entry}):
+        key = reference_key(resource)
+        if key not in selected:
+            continue
+        groups = frozenset(
+            m.valueset for m in knowledge.matches(codings(resource.get("medicationCodeableConcept")))
+        )
+        if groups:
+            drafted[key] = groups
+    return drafted
 
 
 def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:

@@ -48,10 +48,10 @@ class Settings(BaseSettings):
         description="Folder of FHIR knowledge artifacts (ValueSets, PlanDefinition...).",
     )
     fhir_request_timeout: float = Field(
-        default=1.5, gt=0, description="Seconds allowed for one FHIR request."
+        default=1.0, gt=0, description="Seconds allowed for one FHIR request."
     )
     hook_deadline: float = Field(
-        default=2.5, gt=0, description="Seconds allowed for all FHIR fallback calls of one hook."
+        default=1.5, gt=0, description="Seconds allowed for all FHIR fallback calls of one hook."
     )
     fhir_max_pages: int = Field(
         default=10, ge=1, description="Most Bundle pages followed per prefetch key."

@@ -1,0 +1,1 @@
+"""The local playground: synthetic patients, a loader, and (later) an EHR-like page."""

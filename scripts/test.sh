@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install everything the tests need (first run only) and run the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k feedback
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+scripts/fhir-server.sh install   # the real FHIR server the integration tests start themselves
+exec .venv/bin/python -m pytest "$@"

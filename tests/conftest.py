@@ -1,0 +1,105 @@
+"""Shared fixtures: a pinned clock, the app with a throw-away database, a real FHIR server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from cds_service.app import create_app
+from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.settings import Settings, default_profiles_dir
+
+TODAY = date(2026, 11, 21)
+ROOT = Path(__file__).resolve().parent.parent
+SEKMET = Path(os.environ.get("SEKMET_BIN", ROOT / ".fhir" / "venv" / "bin" / "sekmet"))
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> Knowledge:
+    return load_knowledge(default_profiles_dir())
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """Start the app with development settings plus overrides; every client is closed after."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = Settings(
+            **{
+                "auth_disabled": True,
+                "allow_open_fhir": True,
+                "database_url": f"sqlite:///{tmp_path}/aimss.db",
+                **overrides,
+            }
+        )
+        client = TestClient(create_app(settings, clock=lambda: TODAY))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real sekmet-fhir R4 server on a free port, installed by scripts/fhir-server.sh install."""
+    if not SEKMET.exists():
+        pytest.fail(f"{SEKMET} is missing: run scripts/fhir-server.sh install (scripts/test.sh does)")
+    home = tmp_path_factory.mktemp("fhir")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    (home / "settings.yaml").write_text(
+        f"base_url: {base}\nhost: 127.0.0.1\nport: {port}\ndb_path: {home}/fhir.db\n"
+        "simulator: {enabled: false}\nlog_inbound: false\n"
+    )
+    log = open(home / "server.log", "w")
+    process = subprocess.Popen(
+        [str(SEKMET), "serve", "-c", str(home / "settings.yaml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        for _ in range(200):
+            if process.poll() is not None:
+                pytest.fail("FHIR server exited: " + (home / "server.log").read_text())
+            try:
+                httpx.get(base + "/metadata", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("FHIR server did not start in 20 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def post_transaction(base: str, bundle: dict[str, Any]) -> None:
+    response = httpx.post(
+        base, json=bundle, headers={"Content-Type": "application/fhir+json"}, timeout=30
+    )
+    assert response.status_code < 300, response.text[:500]
