@@ -63,12 +63,15 @@ class FhirClient:
                 raise FhirError("foreign_next_link")
             visited.add(current)
             body = await self._get(current)
-            if body is None:  # a read of a resource that does not exist
-                return resources
+            on_first_page = first_page and len(visited) == 1
+            if body is None:  # a read of a resource that does not exist; a lost page is an error
+                if on_first_page:
+                    return resources
+                raise FhirError("http_404")
             if body.get("resourceType") != "Bundle":
                 if is_error_outcome(body):
                     raise FhirError("operation_outcome")
-                if first_page:
+                if on_first_page:
                     return [body]
                 raise FhirError("malformed")
             for resource in bundle_resources(body):

@@ -70,7 +70,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> str | None:
         if not isinstance(found, str | int) or found == "":
             missing = True
             return ""
-        return quote(str(found), safe="")
+        return quote(str(found), safe="/")  # context.userId is a "Type/id" reference
 
     rendered = _TOKEN.sub(value, template)
     return None if missing else rendered
