@@ -254,6 +254,11 @@ VALUESETS: dict[str, dict] = {
                 "M65.311/M65.312); the table has no SNOMED code for de Quervain.",
         codes=["57406009", "G56.00", "G56.01", "G56.02", "G56.03", "1539003", "M65.30",
                "M65.31", "M65.4"]),
+    "hand-wrist-symptoms": dict(
+        title="Focal hand and wrist symptoms",
+        purpose="Pain in the hand or the joints of the hand: fire `hand-wrist` together with "
+                "the hand and wrist syndromes.",
+        codes=["M25.541", "M25.542", "M79.641", "M79.642"]),
     "depression": dict(
         title="Depression",
         purpose="Depressive disorder diagnoses: support `duloxetine`.",
