@@ -17,9 +17,10 @@ def instantiate(definition: dict[str, Any], patient_id: str, today: date) -> dic
     }
     if definition["kind"] == "ServiceRequest":
         resource = {"resourceType": "ServiceRequest", **common, "code": definition["code"]}
-        for name in ("priority", "bodySite", "quantityQuantity", "occurrenceTiming"):
-            if name in definition:
-                resource[name] = definition[name]
+        for source, target in (("priority", "priority"), ("bodySite", "bodySite"),
+                               ("quantity", "quantityQuantity"), ("timingTiming", "occurrenceTiming")):
+            if source in definition:
+                resource[target] = definition[source]
         return resource
     if definition["kind"] == "MedicationRequest":
         resource = {

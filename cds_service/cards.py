@@ -55,12 +55,19 @@ def _card(
             ),
         ),
         suggestions=suggestions or None,
-        selectionBehavior="at-most-one" if suggestions else None,
+        selectionBehavior=_selection_behavior(suggestions),
         overrideReasons=[
             Coding(system=OVERRIDE_SYSTEM, code=code, display=display)
             for code, display in knowledge.override_reasons
         ],
     )
+
+
+def _selection_behavior(suggestions: list[Suggestion]) -> str | None:
+    """Independent suggestions may be taken together; a single one is taken or not."""
+    if not suggestions:
+        return None
+    return "any" if len(suggestions) > 1 else "at-most-one"
 
 
 def _detail(finding: Finding, recommendation: Recommendation) -> str:

@@ -24,6 +24,8 @@ VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
 OVERRIDE_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons"
 
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
 # Spellings of the same code system seen in real-world data, mapped to the canonical URI.
 SYSTEM_ALIASES = {
     "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
@@ -85,7 +87,11 @@ class Knowledge:
         for coding in codings:
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
-                found.extend(self._index.get((canonical_system(system), code.strip()), ()))
+                system = canonical_system(system)
+                for candidate in _candidates(system, code.strip()):
+                    if matched := self._index.get((system, candidate)):
+                        found.extend(matched)
+                        break
         return tuple(found)
 
     def codes(self, valueset: str) -> frozenset[tuple[str, str]]:
@@ -93,6 +99,15 @@ class Knowledge:
 
     def activity(self, canonical: str) -> dict[str, Any]:
         return self.activities[canonical.rsplit("/", 1)[-1]]
+
+
+def _candidates(system: str, code: str) -> Iterable[str]:
+    """The code, then for ICD-10-CM its parents: a set listing M65.31 also holds M65.311."""
+    yield code
+    if system == ICD10CM:
+        while len(code) > 3:
+            code = code[:-1].rstrip(".")
+            yield code
 
 
 def canonical_system(system: str) -> str:

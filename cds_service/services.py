@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import BONE_DENSITY, MEDICATIONS, PatientFacts
-from .fhirdata import bundle_resources, codings, reference_key
+from .facts import (
+    BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS, MEDICATIONS, PAIN, PatientFacts, drafted_orders,
+)
+from .order_rules import evaluate_order_select
 from .findings import Finding
 from .knowledge import Knowledge
 from .protocol import OrderSelectContext, PatientViewContext, ServiceDescription
@@ -98,33 +100,19 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             keys=keys,
             required_sources=frozenset({MEDICATIONS}),
             context_model=OrderSelectContext,
-            evaluate=lambda facts, knowledge, context: [],
-            needs_data=lambda context, knowledge: bool(drafted_medications(context, knowledge)),
+            evaluate=lambda facts, knowledge, context: evaluate_order_select(
+                facts, knowledge, _drafts(context, knowledge)
+            ),
+            needs_data=lambda context, knowledge: bool(_drafts(context, knowledge)),
         ),
     )
     return {service.id: service for service in services}
 
 
-def drafted_medications(
-    context: OrderSelectContext, knowledge: Knowledge
-) -> dict[str, frozenset[str]]:
-    """Value-set memberships of each selected draft's drug, by ``Type/id``.
-
-    The sandbox fires order-select before a drug is chosen and on every edit: a draft with no
-    drug we know answers at once with no cards, without reading the chart.
-    """
-    selected = set(context.selections)
-    drafted: dict[str, frozenset[str]] = {}
-    for resource in bundle_resources({"entry": context.draftOrders.entry}):
-        key = reference_key(resource)
-        if key not in selected:
-            continue
-        groups = frozenset(
-            m.valueset for m in knowledge.matches(codings(resource.get("medicationCodeableConcept")))
-        )
-        if groups:
-            drafted[key] = groups
-    return drafted
+def _drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple:
+    """The selected drafts with a drug we know. The sandbox fires order-select before a drug is
+    chosen and on every edit: such drafts answer at once with no cards, without reading the chart."""
+    return drafted_orders(context.draftOrders.entry, context.selections, knowledge)
 
 
 def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
@@ -149,6 +137,30 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
             "dxaProcedures",
             f"Procedure?{patient}&code={_codes(knowledge, 'dxa-procedures')}",
             BONE_DENSITY,
+        ),
+        DataKey(
+            "painObservations",
+            f"Observation?{patient}&code={_codes(knowledge, 'pain-severity', 'bpi-interference')}"
+            "&_sort=-date",
+            PAIN,
+        ),
+        DataKey("bpiResponses", f"QuestionnaireResponse?{patient}&status=completed,amended", PAIN),
+        DataKey(
+            "labObservations",
+            f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9')}"
+            "&_sort=-date",
+            LABS,
+        ),
+        DataKey("conditions", f"Condition?{patient}&clinical-status=active,recurrence,relapse", CONDITIONS),
+        DataKey(
+            "interventionRequests",
+            f"ServiceRequest?{patient}&code={_codes(knowledge, *INTERVENTION_SETS)}",
+            INTERVENTIONS,
+        ),
+        DataKey(
+            "interventionProcedures",
+            f"Procedure?{patient}&code={_codes(knowledge, *INTERVENTION_SETS)}",
+            INTERVENTIONS,
         ),
     )
 

@@ -110,8 +110,8 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
         SandboxPatient(
             id="aimss-no-dxa",
             name="Alice Anastrozole",
-            story="On anastrozole for 8 months; no bone density scan on record.",
-            expected=frozenset({"bone-density-scan"}),
+            story="On anastrozole for 8 months; no DXA, pain score or calcium on record.",
+            expected=frozenset({"bone-density-scan", "symptom-assessment", "bone-protection"}),
             resources=(
                 medication_statement(
                     "aimss-no-dxa", "aimss-no-dxa-ai", ANASTROZOLE_1MG, months_before(today, 8)
@@ -121,8 +121,9 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
         SandboxPatient(
             id="aimss-recent-dxa",
             name="Beth Letrozole",
-            story="On letrozole (a MedicationRequest); DXA 5 months ago with a femur T-score of -1.2.",
-            expected=frozenset(),
+            story="On letrozole for 14 months (a MedicationRequest); first DXA only 5 months ago "
+            "(T-score -1.2), so no baseline near the AI start.",
+            expected=frozenset({"bone-density-scan", "symptom-assessment", "bone-protection"}),
             resources=(
                 medication_request(
                     "aimss-recent-dxa", "aimss-recent-dxa-ai", LETROZOLE_2_5MG,
@@ -137,8 +138,8 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
         SandboxPatient(
             id="aimss-old-dxa",
             name="Carol Oldscan",
-            story="On anastrozole for 3 years; last DXA 30 months ago.",
-            expected=frozenset({"bone-density-scan"}),
+            story="On anastrozole for 3 years; last DXA 30 months ago; no pain score or calcium.",
+            expected=frozenset({"bone-density-scan", "symptom-assessment", "bone-protection"}),
             resources=(
                 medication_statement(
                     "aimss-old-dxa", "aimss-old-dxa-ai", ANASTROZOLE_1MG, months_before(today, 36)

@@ -55,7 +55,8 @@ def test_with_full_prefetch_the_answer_is_the_same(client, loaded_fhir, patient_
 
 def test_the_dxa_suggestion_is_a_valid_r4_service_request_for_the_patient(client, loaded_fhir):
     body = patient_view("aimss-no-dxa", fhirServer=loaded_fhir)
-    (card,) = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
+    cards = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "bone-density-scan"]
     resource = card["suggestions"][0]["actions"][0]["resource"]
     assert resource["resourceType"] == "ServiceRequest"
     assert resource["subject"]["reference"] == "Patient/aimss-no-dxa"
