@@ -201,7 +201,7 @@ def extract_facts(
         phq9=_recent(_measurements(observations, knowledge, "phq9"), since),
         tsh=_recent(_measurements(observations, knowledge, "tsh"), since),
         vitamin_d=_recent(_vitamin_d(observations, knowledge), since),
-        conditions=tuple(_conditions(by_type.get("Condition", []), knowledge, since)),
+        conditions=tuple(_conditions(by_type.get("Condition", []), knowledge)),
         interventions=tuple(_interventions(by_type, knowledge, since)),
     )
 
@@ -340,10 +340,11 @@ def _abnormal(observation: Resource, value: float) -> bool | None:
     return None
 
 
-def _vitamin_d(observations: Iterable[Resource], knowledge: Knowledge) -> Iterator[Measurement]:
+def _vitamin_d(observations: list[Resource], knowledge: Knowledge) -> Iterator[Measurement]:
     """25-OH vitamin D in ng/mL; results in nmol/L are divided by 2.496, unknown units dropped."""
+    by_source = {reference_key(o): o for o in observations}
     for measurement in _measurements(observations, knowledge, "vitamin-d-25oh"):
-        observation = next(o for o in observations if reference_key(o) == measurement.source)
+        observation = by_source.get(measurement.source, {})
         quantity = observation.get("valueQuantity") or {}
         unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
         if "nmol" in unit:
@@ -436,7 +437,7 @@ def _bone_density_tests(
                 )
 
 
-def _conditions(conditions: Iterable[Resource], knowledge: Knowledge, since: date) -> Iterator[Record]:
+def _conditions(conditions: Iterable[Resource], knowledge: Knowledge) -> Iterator[Record]:
     for condition in conditions:
         clinical = {c.get("code") for c in codings(condition.get("clinicalStatus"))}
         verification = {c.get("code") for c in codings(condition.get("verificationStatus"))}

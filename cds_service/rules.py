@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from .dates import months_before, whole_months_between
 from .facts import (
-    AROMATASE_INHIBITORS, BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS,
+    AI_INGREDIENTS, AROMATASE_INHIBITORS, BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS,
     MEDICATIONS, PAIN, BoneDensityTest, Measurement, MedicationUse, PatientFacts, Record,
 )
 from .findings import Finding, Order
@@ -340,7 +340,7 @@ def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     reasons += [f"Stopped for symptoms: {m.name} ({m.source}), reason: {m.status_reason or 'coded symptom'}." for m in stopped]
     if not reasons:
         return None
-    tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in ("anastrozole", "letrozole", "exemestane")}
+    tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in AI_INGREDIENTS}
     failed = {i for m in stopped for i in m.groups if i in tried}
     next_step = ("Two or more AIs have failed: discuss tamoxifen (check CYP2D6 inhibitors first)."
                  if len(failed) >= 2 else "Discuss switching to another AI after a short break: about a third tolerate a different one.")

@@ -62,7 +62,3 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
-
-    @property
-    def shipped_rules_file(self) -> Path:
-        return self.profiles_dir / "rules.toml"
