@@ -186,8 +186,22 @@ def _routes() -> APIRouter:
                 "processing",
             )
         today = runtime.clock()
-        facts = extract_facts(gathered.all_resources(), runtime.knowledge, today, unavailable)
-        findings = service.evaluate(facts, runtime.knowledge, context)
+        try:
+            facts = extract_facts(gathered.all_resources(), runtime.knowledge, today, unavailable)
+            findings = service.evaluate(facts, runtime.knowledge, context)
+        except (AttributeError, TypeError, ValueError, KeyError) as error:
+            # The facts read FHIR JSON as the spec shapes it; a wrongly typed element is the
+            # data's fault, answered as such rather than as a 500.
+            log.warning(
+                "malformed FHIR data hookInstance=%s: %s",
+                hook_request.hookInstance[:64], type(error).__name__,
+            )
+            _log_call(service, hook_request, 400, started, gathered.unavailable, [])
+            return ProblemResponse(
+                400,
+                "The prefetch or FHIR server data is not valid FHIR R4 JSON "
+                "(an element has the wrong type)",
+            )
         cards = render_cards(findings, runtime.knowledge, context.patientId, today)
         _log_call(service, hook_request, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
         return JSONResponse(HookResponse(cards=cards).to_json())

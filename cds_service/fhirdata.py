@@ -65,13 +65,15 @@ def reference_key(resource: Resource) -> str | None:
 
 
 def bundle_resources(bundle: Resource) -> Iterator[Resource]:
-    for entry in bundle.get("entry") or []:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
             yield entry["resource"]
 
 
 def next_link(bundle: Resource) -> str | None:
-    for link in bundle.get("link") or []:
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, Mapping) and link.get("relation") == "next":
             url = link.get("url")
             return url if isinstance(url, str) and url else None

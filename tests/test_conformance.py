@@ -236,3 +236,27 @@ def test_nothing_is_open_by_default(make_client):
     assert response.content == b""
     assert response.headers["access-control-allow-origin"] == "*"
     assert secured.post("/cds-services/aimss-patient-view", json=patient_view()).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"resourceType": "Bundle", "entry": 5},
+        {"resourceType": "Bundle", "link": "x", "entry": []},
+        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MedicationStatement", "id": "x",
+                                                           "status": "active", "medicationReference": "oops"}}]},
+        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "QuestionnaireResponse", "id": "q",
+                                                           "status": "completed", "authored": "2026-01-01",
+                                                           "item": [5]}}]},
+        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Condition", "id": "c",
+                                                           "clinicalStatus": "active",
+                                                           "code": {"coding": [{"system": 5, "code": "M25.50"}]}}}]},
+    ],
+)
+def test_wrongly_typed_fhir_content_is_never_a_500(client, broken):
+    for key in ("medicationRequests", "conditions", "bpiResponses"):
+        prefetch = full_prefetch(ANASTROZOLE) | {key: broken}
+        response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
+        assert response.status_code in (200, 400), (key, response.text)
+        if response.status_code == 400:
+            assert response.json()["resourceType"] == "OperationOutcome"
