@@ -22,9 +22,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .auth import AuthError, InMemoryReplayGuard, JwtVerifier, KeyResolver, load_trusted_issuers
+from .alert_fatigue import without_quieted
+from .auth import AuthError, JwtVerifier, KeyResolver, load_trusted_issuers
 from .cards import render_cards
 from .facts import extract_facts
 from .gather import FhirAccess, gather
@@ -39,7 +41,7 @@ from .protocol import (
 )
 from .services import CdsService, build_services
 from .settings import Settings
-from .store import FeedbackStore
+from .store import Store
 
 log = logging.getLogger("aimss_cds")
 
@@ -70,7 +72,7 @@ class Runtime:
     settings: Settings
     knowledge: Knowledge
     services: dict[str, CdsService]
-    store: FeedbackStore
+    store: Store
     verifier: JwtVerifier | None
     fhir: FhirAccess
     clock: Clock
@@ -86,10 +88,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            store = await run_in_threadpool(FeedbackStore, settings.database_url)
+            hash_key = settings.patient_hash_key
+            store = await run_in_threadpool(
+                Store, settings.database_url, hash_key.get_secret_value() if hash_key else None
+            )
             verifier = None
             if not settings.auth_disabled:
-                verifier = JwtVerifier(KeyResolver(issuers, http), InMemoryReplayGuard())
+                verifier = JwtVerifier(KeyResolver(issuers, http), store.replay_guard)
             app.state.runtime = Runtime(
                 settings=settings,
                 knowledge=knowledge,
@@ -202,16 +207,24 @@ def _routes() -> APIRouter:
                 "The prefetch or FHIR server data is not valid FHIR R4 JSON "
                 "(an element has the wrong type)",
             )
+        patient_key = runtime.store.patients.key(hook_request.fhirServer, context.patientId)
+        findings = await without_quieted(
+            findings, runtime.store.cards, patient_key, today, runtime.knowledge.rules.snooze
+        )
         cards = render_cards(findings, runtime.knowledge, context.patientId, today)
         _log_call(service, hook_request, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
-        return JSONResponse(HookResponse(cards=cards).to_json())
+        # Recorded after the answer is sent: feedback on these cards can then quiet their topic.
+        record = BackgroundTask(runtime.store.cards.record, service.id, cards, patient_key, today)
+        return JSONResponse(HookResponse(cards=cards).to_json(), background=record if cards else None)
 
     @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
         runtime = _runtime(request)
         if service_id not in runtime.services:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
-        stored = await run_in_threadpool(runtime.store.add, service_id, body.feedback)
+        stored = await run_in_threadpool(
+            runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
+        )
         log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
         return Response(status_code=200)
 

@@ -136,12 +136,18 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
             index[(member.system, member.code)].append(
                 CodeMatch(valueset_id, member.system, member.code, member.display, member.verified)
             )
+    rules = _load_rules(profiles_dir / "rules.toml", site_rules)
+    unknown_reasons = set(rules.snooze.reasons) - set(override_reasons)
+    if unknown_reasons:
+        raise KnowledgeError(
+            f"rules [snooze] reasons {sorted(unknown_reasons)} are not codes of {OVERRIDE_SYSTEM}"
+        )
     return Knowledge(
         valuesets={vs: frozenset((m.system, m.code) for m in ms) for vs, ms in valuesets.items()},
         recommendations=recommendations,
         activities=activities,
         override_reasons=tuple(override_reasons.items()),
-        rules=_load_rules(profiles_dir / "rules.toml", site_rules),
+        rules=rules,
         _index={key: tuple(value) for key, value in index.items()},
     )
 

@@ -75,6 +75,13 @@ class AiStartBoneHealthRules(_Section):
     dxa_interval_months: int = Field(gt=0)
 
 
+class SnoozeRules(_Section):
+    """Alert fatigue: which override reasons quiet a topic for a patient, and for how long."""
+
+    reasons: tuple[str, ...]
+    days: int = Field(ge=0)
+
+
 class RulesConfig(_Section):
     facts: FactsRules
     symptom_assessment: SymptomAssessmentRules = Field(alias="symptom-assessment")
@@ -88,6 +95,7 @@ class RulesConfig(_Section):
     switch_therapy: SwitchTherapyRules = Field(alias="switch-therapy")
     red_flags: RedFlagsRules = Field(alias="red-flags")
     ai_start_bone_health: AiStartBoneHealthRules = Field(alias="ai-start-bone-health")
+    snooze: SnoozeRules
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -35,7 +35,18 @@ SYSTEM_NAMES = {
     "http://www.ama-assn.org/go/cpt": "CPT",
     "http://www.whocc.no/atc": "ATC",
 }
-GENERAL_SECTION = "facts"
+GENERAL_SECTIONS = {
+    "facts": ("General data rules", "used by several topics."),
+    "snooze": (
+        "Alert fatigue: quieting a topic after an override",
+        "an override with one of these reasons (system "
+        "`http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons`) quiets the card's "
+        "topic for that patient, on both hooks and every worker. **Critical cards are never "
+        "quieted** (the safety warnings of order-select: a SERM or estrogen with an AI, a "
+        "duloxetine-MAOI interaction), nor is `data-incomplete`, which says what could not be "
+        "read on this call.",
+    ),
+}
 BPI_QUESTIONNAIRE = "http://aimss-cds.example.org/fhir/Questionnaire/bpi-short-form"
 
 HOW_TO_READ = """\
@@ -111,13 +122,10 @@ def render_rules_page(profiles_dir: Path, rules_file: Path | None = None) -> str
     known_sections = {concept["code"] for concept in topics}
     general = [name for name in sorted(rules) if name not in known_sections]
     for name in general:
-        heading = "General data rules" if name == GENERAL_SECTION else f"Other rules: [{name}]"
-        out += [
-            f"## {heading}",
-            "",
-            f"From `rules.toml` section `[{name}]`; used by several topics.",
-            "",
-        ]
+        heading, scope = GENERAL_SECTIONS.get(
+            name, (f"Other rules: [{name}]", "used by several topics.")
+        )
+        out += [f"## {heading}", "", f"From `rules.toml` section `[{name}]`; {scope}", ""]
         out += _thresholds(name, rules.get(name, {}), shipped.get(name, {}), meanings)
 
     for number, concept in enumerate(topics, 1):

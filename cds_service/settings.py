@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///aimss-cds.db",
         description="`sqlite:///path` or `postgresql://...` for feedback and shared state.",
+    )
+    patient_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Secret of the keyed hash that stands for a patient in the database; "
+        "unset: a random one kept in the database.",
     )
     allow_open_fhir: bool = Field(
         default=False,

@@ -8,4 +8,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
 scripts/fhir-server.sh install   # the real FHIR server the integration tests start themselves
+scripts/postgres.sh install      # the real PostgreSQL server the store tests start themselves
 exec .venv/bin/python -m pytest "$@"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a pinned clock, the app with a throw-away database, a real FHIR server."""
+"""Shared fixtures: a pinned clock, the app with a throw-away database, a real FHIR server,
+a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from fastapi.testclient import TestClient
 
 from cds_service.app import create_app
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.settings import Settings, default_profiles_dir
+from cds_service.store.database import engine_url
+from cds_service.store.schema import metadata
 
 TODAY = date(2026, 11, 21)
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +38,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     """Start the app with development settings plus overrides; every client is closed after."""
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
+    def make(clock: Callable[[], date] = lambda: TODAY, **overrides: Any) -> TestClient:
         settings = Settings(
             **{
                 "auth_disabled": True,
@@ -43,7 +47,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
                 **overrides,
             }
         )
-        client = TestClient(create_app(settings, clock=lambda: TODAY))
+        client = TestClient(create_app(settings, clock=clock))
         client.__enter__()
         clients.append(client)
         return client
@@ -103,3 +107,30 @@ def post_transaction(base: str, bundle: dict[str, Any]) -> None:
         base, json=bundle, headers={"Content-Type": "application/fhir+json"}, timeout=30
     )
     assert response.status_code < 300, response.text[:500]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server from scripts/postgres.sh, for the whole session. Never skipped:
+    the store must work on it, and CI runs as root where the script can install it."""
+    env = os.environ | {"PG_PORT": str(_free_port())}
+    script = ROOT / "scripts" / "postgres.sh"
+    started = subprocess.run([str(script), "start"], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start: {started.stdout[-2000:]} {started.stderr[-2000:]}")
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([str(script), "stop"], env=env, capture_output=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on PostgreSQL, from empty tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/aimss.db"
+    url = request.getfixturevalue("postgres_url")
+    engine = sqlalchemy.create_engine(engine_url(url))
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cds_service.store import FeedbackStore
+from cds_service.store import Database, FeedbackLog
 
 ACCEPTED = {
     "card": "card-1",
@@ -25,7 +25,7 @@ URL = "/cds-services/aimss-patient-view/feedback"
 def test_every_item_is_stored_before_the_answer(client, tmp_path):
     response = client.post(URL, json={"feedback": [ACCEPTED, OVERRIDDEN]})
     assert response.status_code == 200
-    rows = FeedbackStore(f"sqlite:///{tmp_path}/aimss.db").rows()  # a separate connection
+    rows = FeedbackLog(Database(f"sqlite:///{tmp_path}/aimss.db")).rows()  # a separate connection
     by_outcome = {row["outcome"]: row for row in rows}
     assert by_outcome["accepted"]["accepted_suggestions"] == '["sugg-1"]'
     assert by_outcome["accepted"]["service_id"] == "aimss-patient-view"
@@ -35,7 +35,7 @@ def test_every_item_is_stored_before_the_answer(client, tmp_path):
 
 def test_free_text_comments_are_not_stored(client, tmp_path):
     client.post(URL, json={"feedback": [OVERRIDDEN]})
-    (row,) = FeedbackStore(f"sqlite:///{tmp_path}/aimss.db").rows()
+    (row,) = FeedbackLog(Database(f"sqlite:///{tmp_path}/aimss.db")).rows()
     assert row["override_has_comment"] is True
     assert "Mrs X" not in repr(row)
 
@@ -43,13 +43,15 @@ def test_free_text_comments_are_not_stored(client, tmp_path):
 def test_duplicates_are_tolerated(client, tmp_path):
     for _ in range(3):
         assert client.post(URL, json={"feedback": [ACCEPTED]}).status_code == 200
-    assert FeedbackStore(f"sqlite:///{tmp_path}/aimss.db").count() == 1
+    assert FeedbackLog(Database(f"sqlite:///{tmp_path}/aimss.db")).count() == 1
 
 
-def test_sqlite_runs_in_wal_mode(tmp_path):
-    store = FeedbackStore(f"sqlite:///{tmp_path}/wal.db")
-    with store.engine.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+def test_sqlite_runs_in_wal_mode_feedback_with_full_sync(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/wal.db")
+    for engine, synchronous in ((database.durable, 2), (database.fast, 1)):  # FULL, NORMAL
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
 
 
 def test_accepted_without_suggestions_is_400(client):

@@ -1,0 +1,85 @@
+"""One deployment's database: SQLite (WAL) by default, PostgreSQL by URL, shared by all workers.
+
+Two engines over the same database, because not every write deserves the same price:
+
+- ``durable``: feedback and the patient-hash secret. SQLite ``synchronous=FULL`` (fsync on every
+  commit); PostgreSQL's default synchronous commit. What was answered 200 survives any crash.
+- ``fast``: seen JWT ids and issued cards, written on every authenticated call or hook.
+  SQLite ``synchronous=NORMAL`` in WAL mode, PostgreSQL ``synchronous_commit=off``: a commit
+  is in the WAL (OS page cache) before it returns, so a killed worker loses nothing; only an OS
+  or database-server crash can lose the last few records. Skipping the fsync keeps these
+  writes off the latency budget (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.dml import Insert
+from sqlalchemy.exc import DatabaseError
+
+from .schema import metadata
+
+
+def engine_url(database_url: str) -> str:
+    """Plain ``postgresql://`` URLs use psycopg 3, the maintained driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url.removeprefix(prefix)
+    return database_url
+
+
+class Database:
+    """The engines of the shared state; creates the tables on first use."""
+
+    def __init__(self, database_url: str) -> None:
+        url = engine_url(database_url)
+        if url.startswith("sqlite"):
+            self.durable: Engine = create_engine(url)
+            self.fast: Engine = create_engine(url)
+            event.listen(self.durable, "connect", _sqlite_pragmas("FULL"))
+            event.listen(self.fast, "connect", _sqlite_pragmas("NORMAL"))
+        else:
+            self.durable = create_engine(url, pool_pre_ping=True)
+            self.fast = create_engine(
+                url, pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"}
+            )
+        self.dialect: str = self.durable.dialect.name
+        _create_tables(self.durable)
+
+    def insert_ignoring_conflicts(self, table: Table, *key: str) -> Insert:
+        """``INSERT ... ON CONFLICT DO NOTHING``: atomic, so of two racing writers one wins."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        return insert(table).on_conflict_do_nothing(index_elements=list(key))  # type: ignore[return-value]
+
+    def ping(self) -> None:
+        for engine in (self.durable, self.fast):
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.durable.dispose()
+        self.fast.dispose()
+
+
+def _create_tables(engine: Engine) -> None:
+    """Workers starting together on a fresh database may race to create a table: retry once."""
+    try:
+        metadata.create_all(engine)
+    except DatabaseError:
+        metadata.create_all(engine)
+
+
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        """WAL lets readers and one writer share the file across worker processes."""
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    return on_connect

@@ -1,0 +1,46 @@
+"""Patients are stored only as a keyed hash, never as an id.
+
+The key is HMAC-SHA256 over ``fhirServer + "|" + patientId`` (the same id on two FHIR servers is
+two patients). The secret is ``AIMSS_PATIENT_HASH_KEY`` when set. When it is not, one random
+secret is generated and kept in the database so that every worker and replica computes the
+same keys; production should set the variable, so that a copy of the database alone cannot be
+used to test guessed patient ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+
+from .database import Database
+from .schema import service_secrets
+
+_SECRET_NAME = "patient-hash-key"
+
+
+class PatientKeys:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    @classmethod
+    def for_database(cls, database: Database, configured: str | None) -> PatientKeys:
+        """The configured secret, else the database's (created once, first writer wins)."""
+        if configured:
+            return cls(configured.encode())
+        create = database.insert_ignoring_conflicts(service_secrets, "name").values(
+            name=_SECRET_NAME, value=secrets.token_hex(32)
+        )
+        with database.durable.begin() as connection:
+            connection.execute(create)
+            stored = connection.execute(
+                select(service_secrets.c.value).where(service_secrets.c.name == _SECRET_NAME)
+            ).scalar_one()
+        return cls(stored.encode())
+
+    def key(self, fhir_server: str | None, patient_id: str) -> str:
+        """The patient's stored identity; a trailing slash of the server URL does not matter."""
+        message = f"{(fhir_server or '').rstrip('/')}|{patient_id}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

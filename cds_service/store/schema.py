@@ -1,0 +1,65 @@
+"""Every table of the service's shared state: one place to see what is stored.
+
+Nothing here holds a patient id, a token or free text: patients appear only as a keyed hash
+(``patients.PatientKeys``) and token ids only as a SHA-256.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("service_id", String(100), nullable=False),
+    Column("card_uuid", String(100), nullable=False, index=True),
+    Column("outcome", String(20), nullable=False),
+    Column("accepted_suggestions", Text),
+    Column("override_system", Text),
+    Column("override_code", String(100)),
+    Column("override_has_comment", Boolean, nullable=False, default=False),
+    Column("outcome_timestamp", String(40), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # The service's own date when it arrived: snoozes count days from it (injected clock).
+    Column("received_on", Date, nullable=False),
+)
+
+issued_cards = Table(
+    "issued_cards",
+    metadata,
+    Column("card_uuid", String(100), primary_key=True),
+    Column("service_id", String(100), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("indicator", String(20), nullable=False),
+    Column("patient_key", String(64), nullable=False, index=True),
+    Column("issued_on", Date, nullable=False, index=True),
+)
+
+seen_jti = Table(
+    "seen_jti",
+    metadata,
+    Column("jti_hash", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", String(128), nullable=False),
+)

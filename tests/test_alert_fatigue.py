@@ -1,0 +1,133 @@
+"""Overrides that quiet a topic for one patient, through the API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import create_engine, inspect, select
+
+from cds_service.alert_fatigue import without_quieted
+from cds_service.findings import Finding
+from cds_service.knowledge import OVERRIDE_SYSTEM
+from cds_service.rules_config import SnoozeRules
+from cds_service.store.database import engine_url
+from cds_service.store.schema import metadata
+from tests.conftest import TODAY
+from tests.helpers import patient_view, topics
+from tests.test_conformance import ANASTROZOLE, full_prefetch
+
+FHIR = "http://127.0.0.1:9/fhir"  # complete prefetch: never called
+HOOK = "/cds-services/aimss-patient-view"
+TOPIC = "bone-density-scan"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.today = TODAY
+
+    def __call__(self) -> date:
+        return self.today
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api(make_client, database_url, clock):
+    return make_client(clock=clock, database_url=database_url)
+
+
+def view(api, patient: str) -> list[dict]:
+    body = patient_view(patient, fhirServer=FHIR, prefetch=full_prefetch(ANASTROZOLE))
+    response = api.post(HOOK, json=body)
+    assert response.status_code == 200
+    return response.json()["cards"]
+
+
+def override(api, card_uuid: str, code: str, system: str = OVERRIDE_SYSTEM) -> None:
+    item = {
+        "card": card_uuid,
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-21T13:29:01Z",
+        "overrideReason": {"reason": {"system": system, "code": code}},
+    }
+    assert api.post(HOOK + "/feedback", json={"feedback": [item]}).status_code == 200
+
+
+def uuid_of(cards: list[dict], topic: str) -> str:
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == topic]
+    return card["uuid"]
+
+
+@pytest.mark.parametrize("reason", ["not-now", "already-addressed"])
+def test_a_snoozing_override_quiets_the_topic_for_that_patient_only(api, clock, knowledge, reason):
+    days = knowledge.rules.snooze.days
+    override(api, uuid_of(view(api, "pat-a"), TOPIC), reason)
+    quieted = {"cards": view(api, "pat-a")}
+    assert TOPIC not in topics(quieted)
+    assert topics(quieted), "other topics still show"
+    assert TOPIC in topics({"cards": view(api, "pat-b")})
+    clock.today = TODAY + timedelta(days=days - 1)
+    assert TOPIC not in topics({"cards": view(api, "pat-a")})
+    clock.today = TODAY + timedelta(days=days)
+    assert TOPIC in topics({"cards": view(api, "pat-a")})
+
+
+@pytest.mark.parametrize(
+    ("code", "system"),
+    [("patient-declined", OVERRIDE_SYSTEM), ("disagree", OVERRIDE_SYSTEM), ("not-now", "http://example.org/x")],
+)
+def test_other_overrides_do_not_quiet(api, code, system):
+    override(api, uuid_of(view(api, "pat-a"), TOPIC), code, system)
+    assert TOPIC in topics({"cards": view(api, "pat-a")})
+
+
+def test_feedback_on_an_unknown_card_is_stored_but_quiets_nothing(api, database_url):
+    view(api, "pat-a")
+    override(api, "no-such-card", "not-now")
+    assert TOPIC in topics({"cards": view(api, "pat-a")})
+    engine = create_engine(engine_url(database_url))
+    with engine.connect() as connection:
+        cards = connection.execute(select(metadata.tables["feedback"].c.card_uuid)).scalars().all()
+    engine.dispose()
+    assert cards == ["no-such-card"]
+
+
+def test_the_database_holds_no_patient_id_or_server_in_clear(api, database_url):
+    override(api, uuid_of(view(api, "pat-secret-7"), TOPIC), "not-now")
+    view(api, "pat-secret-7")
+    engine = create_engine(engine_url(database_url))
+    values: list[str] = []
+    with engine.connect() as connection:
+        tables = inspect(connection).get_table_names()
+        assert {"feedback", "issued_cards", "seen_jti"} <= set(tables)
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                values += [str(value) for value in row]
+    engine.dispose()
+    assert any(len(value) == 64 for value in values), "the patient is stored as a hash"
+    leaks = [v for v in values if "pat-secret" in v or "127.0.0.1" in v or "Patient/" in v]
+    assert leaks == []
+
+
+def finding(topic: str, indicator: str) -> Finding:
+    return Finding(topic=topic, indicator=indicator, summary="s", evidence=(), advice="a")
+
+
+class QuietEverything:
+    def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
+        return frozenset({"serm-with-ai", "data-incomplete", "exercise"})
+
+
+async def test_critical_cards_and_data_incomplete_are_never_quieted():
+    findings = [
+        finding("serm-with-ai", "critical"),
+        finding("data-incomplete", "warning"),
+        finding("exercise", "info"),
+    ]
+    rules = SnoozeRules(reasons=("not-now",), days=30)
+    kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules)  # type: ignore[arg-type]
+    assert [f.topic for f in kept] == ["serm-with-ai", "data-incomplete"]

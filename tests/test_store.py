@@ -1,0 +1,138 @@
+"""The shared store on SQLite and PostgreSQL: feedback, JWT ids, patient keys, issued cards."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from cds_service.knowledge import OVERRIDE_SYSTEM
+from cds_service.protocol import Card, Coding, FeedbackItem, Source
+from cds_service.rules_config import SnoozeRules
+from cds_service.store import Database, FeedbackLog, Store
+from cds_service.store.patients import PatientKeys
+from cds_service.store.replay import DatabaseReplayGuard
+from cds_service.store.schema import seen_jti
+
+DAY = date(2026, 11, 21)
+SNOOZE = SnoozeRules(reasons=("not-now", "already-addressed"), days=30)
+TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
+
+
+def item(card: str, outcome: str = "overridden", code: str | None = "not-now", **extra) -> FeedbackItem:
+    body = {"card": card, "outcome": outcome, "outcomeTimestamp": "2026-11-21T13:29:01Z", **extra}
+    if outcome == "accepted":
+        body["acceptedSuggestions"] = [{"id": "s-1"}]
+    elif code:
+        body["overrideReason"] = {"reason": {"system": OVERRIDE_SYSTEM, "code": code}}
+    return FeedbackItem.model_validate(body)
+
+
+def card(uuid: str, topic: str, indicator: str = "info") -> Card:
+    return Card(
+        uuid=uuid,
+        summary="s",
+        indicator=indicator,
+        source=Source(label="l", topic=Coding(system=TOPIC_SYSTEM, code=topic)),
+    )
+
+
+def test_feedback_is_stored_once(database_url):
+    log = FeedbackLog(Database(database_url))
+    assert log.add("aimss-patient-view", [item("c-1"), item("c-2", "accepted")], DAY) == 2
+    assert log.add("aimss-patient-view", [item("c-1")], DAY + timedelta(days=1)) == 0
+    rows = sorted(log.rows(), key=lambda row: row["card_uuid"])
+    assert [(r["card_uuid"], r["outcome"], r["received_on"]) for r in rows] == [
+        ("c-1", "overridden", DAY),
+        ("c-2", "accepted", DAY),
+    ]
+
+
+async def test_a_jti_is_accepted_once(database_url):
+    guard = Store(database_url).replay_guard
+    assert await guard.first_use("jti-1", 2_000_000_000)
+    assert not await guard.first_use("jti-1", 2_000_000_000)
+    assert await guard.first_use("jti-2", 2_000_000_000)
+
+
+def test_a_second_store_on_the_same_database_sees_the_jti(database_url):
+    """As a second worker process would: its own engines, the same tables."""
+    assert Store(database_url).replay_guard.first_use_sync("shared", 2_000_000_000)
+    assert not Store(database_url).replay_guard.first_use_sync("shared", 2_000_000_000)
+
+
+def test_racing_workers_cannot_both_win_a_jti(database_url):
+    guards = [Store(database_url).replay_guard for _ in range(4)]
+    barrier = threading.Barrier(8)
+    wins: list[bool] = []
+
+    def attempt(guard: DatabaseReplayGuard) -> None:
+        barrier.wait()
+        wins.append(guard.first_use_sync("raced", 2_000_000_000))
+
+    threads = [threading.Thread(target=attempt, args=(g,)) for g in guards * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_jti_is_stored_hashed_and_expired_ids_are_pruned(database_url):
+    database = Database(database_url)
+    now = [1_000.0]
+    guard = DatabaseReplayGuard(database, now=lambda: now[0])
+    assert guard.first_use_sync("secret-looking-jti", 1_100)
+    assert guard.first_use_sync("later", 5_000)
+    with database.fast.connect() as connection:
+        stored = connection.execute(select(seen_jti.c.jti_hash)).scalars().all()
+    assert "secret-looking-jti" not in stored and len(stored) == 2
+    now[0] = 1_200.0  # past the first id's expiry, and past the prune interval
+    assert guard.first_use_sync("another", 5_000)
+    with database.fast.connect() as connection:
+        remaining = connection.execute(select(seen_jti.c.expires_at)).scalars().all()
+    assert sorted(remaining) == [5_000, 5_000]
+
+
+def test_patient_key_is_one_generated_secret_for_every_worker(database_url):
+    first, second = Store(database_url), Store(database_url)
+    assert first.patients.key("http://fhir/", "p-1") == second.patients.key("http://fhir", "p-1")
+    assert first.patients.key("http://fhir", "p-1") != first.patients.key("http://other", "p-1")
+    configured = PatientKeys.for_database(Database(database_url), "a configured secret")
+    assert configured.key("http://fhir", "p-1") != first.patients.key("http://fhir", "p-1")
+
+
+def test_snoozed_topics_come_from_snoozing_overrides_of_the_patients_cards(database_url):
+    store = Store(database_url)
+    store.cards.record("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY)
+    store.cards.record("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY)
+    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0)) == frozenset()
+
+
+def test_feedback_before_the_issued_record_still_snoozes(database_url):
+    store = Store(database_url)
+    store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
+    store.cards.record("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"hand-wrist"}
+
+
+def test_a_reason_of_another_code_system_does_not_snooze(database_url):
+    store = Store(database_url)
+    store.cards.record("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY)
+    other = FeedbackItem.model_validate({
+        "card": "u-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T13:29:01Z",
+        "overrideReason": {"reason": {"system": "http://example.org/override", "code": "not-now"}},
+    })
+    store.feedback.add("aimss-patient-view", [other], DAY)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
+
+
+def test_ping_reaches_both_engines(database_url):
+    Store(database_url).ping()
