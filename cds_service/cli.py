@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("check", help="load and validate the knowledge artifacts and rules, then exit")
 
+    report = commands.add_parser(
+        "report", help="acceptance and override rates per card topic, from the feedback store"
+    )
+    report.add_argument(
+        "--days", type=_days, metavar="N", help="only cards issued in the last N days (default: all)"
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -45,7 +55,34 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(knowledge.activities)} activity definitions"
         )
         return 0
+    if args.command == "report":
+        return _report(settings, args.days, args.json)
     return _serve(args.host, args.port, args.workers, settings.log_level)
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise argparse.ArgumentTypeError("N must be 0 or more")
+    return days
+
+
+def _report(settings: Settings, days: int | None, as_json: bool) -> int:
+    from .store import Database
+    from .store.report import format_report, topic_report
+
+    since = datetime.now(UTC).date() - timedelta(days=days) if days is not None else None
+    database = Database(settings.database_url)
+    try:
+        report = topic_report(database, since)
+    finally:
+        database.close()
+    if as_json:
+        window = since.isoformat() if since else None
+        print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
+    else:
+        print(format_report(report, since))
+    return 0
 
 
 def _serve(host: str, port: int, workers: int, log_level: str) -> int:

@@ -1,0 +1,73 @@
+"""``aimss-cds report``: cards issued, accepted and overridden per topic, with reasons."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+from cds_service.store import Store
+from tests.test_store import card, item
+
+
+def run_report(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"AIMSS_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", "report", *args], env=env, capture_output=True, text=True
+    )
+
+
+def fill(database_url: str) -> None:
+    store = Store(database_url)
+    today = datetime.now(UTC).date()
+    long_ago = today - timedelta(days=40)
+    view = "aimss-patient-view"
+    store.cards.record(view, [card("e-1", "exercise"), card("e-2", "exercise"), card("e-3", "exercise"),
+                              card("d-1", "duloxetine")], "pk-a", today)
+    store.cards.record(view, [card("e-old", "exercise")], "pk-b", long_ago)
+    store.feedback.add(view, [item("e-1", "accepted"), item("e-2", code="not-now"),
+                              item("e-2", code="not-now", outcomeTimestamp="2026-11-21T13:30:00Z"),
+                              item("d-1", code="patient-declined"), item("e-old", code="disagree"),
+                              item("stranger", code="not-now")], today)
+
+
+def test_json_report_counts_each_card_once_per_topic(database_url):
+    fill(database_url)
+    result = run_report(database_url, "--json")
+    assert result.returncode == 0, result.stderr
+    by_topic = {row["topic"]: row for row in json.loads(result.stdout)["topics"]}
+    exercise = by_topic["exercise"]
+    assert (exercise["issued"], exercise["accepted"], exercise["overridden"]) == (4, 1, 2)
+    assert exercise["acceptance_rate"] == 0.25 and exercise["override_rate"] == 0.5
+    assert exercise["override_reasons"] == {"disagree": 1, "not-now": 2}  # items, not cards
+    assert by_topic["duloxetine"]["override_reasons"] == {"patient-declined": 1}
+    unknown = by_topic["(card not on record)"]
+    assert (unknown["issued"], unknown["overridden"], unknown["acceptance_rate"]) == (0, 1, None)
+
+
+def test_days_keeps_recent_cards_and_the_table_is_readable(database_url):
+    fill(database_url)
+    recent = {r["topic"]: r for r in json.loads(run_report(database_url, "--days", "7", "--json").stdout)["topics"]}
+    assert (recent["exercise"]["issued"], recent["exercise"]["overridden"]) == (3, 1)
+    table = run_report(database_url, "--days", "7")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert "cards issued since" in lines[0]
+    (exercise,) = [line for line in lines if line.startswith("exercise ")]
+    assert exercise.split()[:6] == ["exercise", "3", "1", "1", "33%", "33%"]
+    assert "not-now 2" in exercise
+
+
+def test_report_of_an_empty_database_says_so(database_url):
+    result = run_report(database_url)
+    assert result.returncode == 0 and "no cards issued" in result.stdout
+
+
+def test_help_lists_every_command():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "cds_service", "--help"], capture_output=True, text=True
+    ).stdout
+    for command in ("serve", "check", "report"):
+        assert command in help_text
