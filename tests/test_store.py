@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from cds_service.knowledge import OVERRIDE_SYSTEM
 from cds_service.protocol import Card, Coding, FeedbackItem, Source
@@ -136,3 +136,13 @@ def test_a_reason_of_another_code_system_does_not_snooze(database_url):
 
 def test_ping_reaches_both_engines(database_url):
     Store(database_url).ping()
+
+
+def test_ready_says_knowledge_loaded_and_store_reachable(make_client, database_url):
+    client = make_client(database_url=database_url)
+    assert client.get("/ready").json() == {"status": "ready", "knowledge": "loaded", "store": "reachable"}
+    database = client.app.state.runtime.store.database
+    database.fast = create_engine("sqlite:////nonexistent-dir/aimss.db")  # the jti/cards engine down
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["resourceType"] == "OperationOutcome"
