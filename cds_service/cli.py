@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         "report", help="acceptance and override rates per card topic, from the feedback store"
     )
     report.add_argument(
-        "--days", type=_days, metavar="N", help="only cards issued in the last N days (default: all)"
+        "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
     )
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy import Engine, Insert, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.dialects.sqlite.dml import Insert
 from sqlalchemy.exc import DatabaseError
 
 from .schema import metadata
@@ -53,7 +52,7 @@ class Database:
     def insert_ignoring_conflicts(self, table: Table, *key: str) -> Insert:
         """``INSERT ... ON CONFLICT DO NOTHING``: atomic, so of two racing writers one wins."""
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        return insert(table).on_conflict_do_nothing(index_elements=list(key))  # type: ignore[return-value]
+        return insert(table).on_conflict_do_nothing(index_elements=list(key))
 
     def ping(self) -> None:
         for engine in (self.durable, self.fast):

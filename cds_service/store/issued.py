@@ -29,7 +29,9 @@ class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def record(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
+    def record(
+        self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date
+    ) -> None:
         """Remember who got which card. Runs after the answer was sent (a background task),
         so it adds no latency; a failure costs only the snooze of these cards, never the call.
         """
@@ -49,7 +51,8 @@ class CardLedger:
             return
         try:
             with self._db.fast.begin() as connection:
-                connection.execute(self._db.insert_ignoring_conflicts(issued_cards, "card_uuid"), rows)
+                insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
+                connection.execute(insert, rows)
         except SQLAlchemyError as error:
             log.error("issued cards not recorded: %s", type(error).__name__)
 
