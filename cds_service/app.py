@@ -26,8 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthError, InMemoryReplayGuard, JwtVerifier, KeyResolver, load_trusted_issuers
 from .cards import render_cards
-from .facts import extract_facts
 from .gather import FhirAccess, gather
+from .intake import MALFORMED_DATA, read_facts
 from .knowledge import Knowledge, load_knowledge
 from .protocol import (
     Discovery,
@@ -176,20 +176,11 @@ def _routes() -> APIRouter:
             _log_call(service, hook_request, 200, started, {}, [])
             return JSONResponse({"cards": []})
         gathered = await gather(hook_request, service.prefetch, runtime.fhir)
-        unavailable = service.sources_of(gathered.unavailable)
-        if unavailable & service.required_sources:
-            reasons = ", ".join(f"{key} ({why})" for key, why in sorted(gathered.unavailable.items()))
-            _log_call(service, hook_request, 412, started, gathered.unavailable, [])
-            return ProblemResponse(
-                412,
-                f"Data the service needs could be had neither from prefetch nor from the FHIR server: {reasons}",
-                "processing",
-            )
         today = runtime.clock()
         try:
-            facts = extract_facts(gathered.all_resources(), runtime.knowledge, today, unavailable)
+            facts = read_facts(gathered, service, runtime.knowledge, today)
             findings = service.evaluate(facts, runtime.knowledge, context)
-        except (AttributeError, TypeError, ValueError, KeyError) as error:
+        except MALFORMED_DATA as error:
             # The facts read FHIR JSON as the spec shapes it; a wrongly typed element is the
             # data's fault, answered as such rather than as a 500.
             log.warning(
@@ -201,6 +192,14 @@ def _routes() -> APIRouter:
                 400,
                 "The prefetch or FHIR server data is not valid FHIR R4 JSON "
                 "(an element has the wrong type)",
+            )
+        if service.sources_of(gathered.unavailable) & service.required_sources:
+            reasons = ", ".join(f"{key} ({why})" for key, why in sorted(gathered.unavailable.items()))
+            _log_call(service, hook_request, 412, started, gathered.unavailable, [])
+            return ProblemResponse(
+                412,
+                f"Data the service needs could be had neither from prefetch nor from the FHIR server: {reasons}",
+                "processing",
             )
         cards = render_cards(findings, runtime.knowledge, context.patientId, today)
         _log_call(service, hook_request, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
