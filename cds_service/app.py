@@ -24,11 +24,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import logs, metrics
 from .auth import AuthError, InMemoryReplayGuard, JwtVerifier, KeyResolver, load_trusted_issuers
 from .cards import render_cards
 from .gather import FhirAccess, gather
 from .intake import MALFORMED_DATA, read_facts
-from .knowledge import Knowledge, load_knowledge
+from .knowledge import OVERRIDE_SYSTEM, Knowledge, load_knowledge
 from .protocol import (
     Discovery,
     FeedbackRequest,
@@ -43,9 +44,8 @@ from .store import FeedbackStore
 
 log = logging.getLogger("aimss_cds")
 
-# httpx and httpcore log request URLs, which carry patient ids: keep them quiet at every level.
-for _chatty in ("httpx", "httpcore"):
-    logging.getLogger(_chatty).setLevel(logging.WARNING)
+# httpx/httpcore log request URLs (patient ids) below WARNING: dropped whatever the level set.
+logs.install()
 
 Clock = Callable[[], date]
 
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
     knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
     issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
     _warn_about_open_settings(settings, issuers)
+    services = build_services(knowledge)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
             app.state.runtime = Runtime(
                 settings=settings,
                 knowledge=knowledge,
-                services=build_services(knowledge),
+                services=services,
                 store=store,
                 verifier=verifier,
                 fhir=FhirAccess(
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
+    app.add_middleware(metrics.HookTimer, services=services.keys())
     _install_error_handlers(app)
     app.include_router(_routes())
     return app
@@ -142,6 +144,7 @@ async def _authenticate(request: Request) -> None:
         await runtime.verifier.verify(request.headers.get("authorization"), audience)
     except AuthError as error:
         log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
+        metrics.AUTH_FAILURES.labels(error.reason).inc()
         raise Unauthorized from error
 
 
@@ -159,6 +162,7 @@ def _routes() -> APIRouter:
     async def call_service(service_id: str, hook_request: HookRequest, request: Request) -> Response:
         runtime = _runtime(request)
         started = time.perf_counter()
+        logs.bind_hook_instance(hook_request.hookInstance)
         service = runtime.services.get(service_id)
         if service is None:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
@@ -175,11 +179,15 @@ def _routes() -> APIRouter:
         if not service.needs_data(context, runtime.knowledge):
             _log_call(service, hook_request, 200, started, {}, [])
             return JSONResponse({"cards": []})
-        gathered = await gather(hook_request, service.prefetch, runtime.fhir)
+        stage = metrics.STAGE_SECONDS
+        with stage.labels(service.id, "gather").time():
+            gathered = await gather(hook_request, service.prefetch, runtime.fhir)
         today = runtime.clock()
         try:
-            facts = read_facts(gathered, service, runtime.knowledge, today)
-            findings = service.evaluate(facts, runtime.knowledge, context)
+            with stage.labels(service.id, "facts").time():
+                facts = read_facts(gathered, service, runtime.knowledge, today)
+            with stage.labels(service.id, "rules").time():
+                findings = service.evaluate(facts, runtime.knowledge, context)
         except MALFORMED_DATA as error:
             # The facts read FHIR JSON as the spec shapes it; a wrongly typed element is the
             # data's fault, answered as such rather than as a 500.
@@ -193,6 +201,7 @@ def _routes() -> APIRouter:
                 "The prefetch or FHIR server data is not valid FHIR R4 JSON "
                 "(an element has the wrong type)",
             )
+        metrics.count_keys(service.prefetch, gathered.fetched, gathered.unavailable)
         if service.sources_of(gathered.unavailable) & service.required_sources:
             reasons = ", ".join(f"{key} ({why})" for key, why in sorted(gathered.unavailable.items()))
             _log_call(service, hook_request, 412, started, gathered.unavailable, [])
@@ -201,7 +210,9 @@ def _routes() -> APIRouter:
                 f"Data the service needs could be had neither from prefetch nor from the FHIR server: {reasons}",
                 "processing",
             )
-        cards = render_cards(findings, runtime.knowledge, context.patientId, today)
+        with stage.labels(service.id, "cards").time():
+            cards = render_cards(findings, runtime.knowledge, context.patientId, today)
+        metrics.count_cards(service.id, cards)
         _log_call(service, hook_request, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
         return JSONResponse(HookResponse(cards=cards).to_json())
 
@@ -211,8 +222,17 @@ def _routes() -> APIRouter:
         if service_id not in runtime.services:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         stored = await run_in_threadpool(runtime.store.add, service_id, body.feedback)
+        metrics.count_feedback(
+            service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)
+        )
         log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
         return Response(status_code=200)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """No JWT (scrapers carry none) and no patient data; keep it off public networks."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @router.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
