@@ -167,12 +167,14 @@ def _routes() -> APIRouter:
         if service is None:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         if hook_request.hook != service.hook:
+            _log_call(service, hook_request, 400, started, {}, [])
             return ProblemResponse(
                 400, f"Service {service_id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}"
             )
         try:
             context = service.context_model.model_validate(hook_request.context)
         except ValidationError as error:
+            _log_call(service, hook_request, 400, started, {}, [])
             return ProblemResponse(400, "Invalid context: " + describe_validation_errors(
                 [{**e, "loc": ("context", *e["loc"])} for e in error.errors()]
             ))

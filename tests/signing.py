@@ -24,9 +24,9 @@ def write_issuers_file(folder: Path) -> Path:
     return path
 
 
-def token(path: str, *, iss: str = ISSUER, **claims: Any) -> str:
+def token(path: str, *, iss: str = ISSUER, base: str = TESTSERVER, **claims: Any) -> str:
     now = int(time.time())
-    payload = {"iss": iss, "aud": TESTSERVER + path, "iat": now, "exp": now + 60,
+    payload = {"iss": iss, "aud": base + path, "iat": now, "exp": now + 60,
                "jti": str(uuid.uuid4()), **claims}
     return jwt.encode(payload, KEY, algorithm="ES384", headers={"kid": "k1"})
 
