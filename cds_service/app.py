@@ -25,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import logs, metrics
 from .alert_fatigue import without_quieted
 from .auth import AuthError, JwtVerifier, KeyResolver, load_trusted_issuers
 from .cards import render_cards
-from .facts import extract_facts
 from .gather import FhirAccess, gather
-from .knowledge import Knowledge, load_knowledge
+from .intake import MALFORMED_DATA, read_facts
+from .knowledge import OVERRIDE_SYSTEM, Knowledge, load_knowledge
 from .protocol import (
     Discovery,
     FeedbackRequest,
@@ -45,9 +46,8 @@ from .store import Store
 
 log = logging.getLogger("aimss_cds")
 
-# httpx and httpcore log request URLs, which carry patient ids: keep them quiet at every level.
-for _chatty in ("httpx", "httpcore"):
-    logging.getLogger(_chatty).setLevel(logging.WARNING)
+# httpx/httpcore log request URLs (patient ids) below WARNING: dropped whatever the level set.
+logs.install()
 
 Clock = Callable[[], date]
 
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
     knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
     issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
     _warn_about_open_settings(settings, issuers)
+    services = build_services(knowledge)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
             app.state.runtime = Runtime(
                 settings=settings,
                 knowledge=knowledge,
-                services=build_services(knowledge),
+                services=services,
                 store=store,
                 verifier=verifier,
                 fhir=FhirAccess(
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
+    app.add_middleware(metrics.HookTimer, services=services.keys())
     _install_error_handlers(app)
     app.include_router(_routes())
     return app
@@ -147,6 +149,7 @@ async def _authenticate(request: Request) -> None:
         await runtime.verifier.verify(request.headers.get("authorization"), audience)
     except AuthError as error:
         log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
+        metrics.AUTH_FAILURES.labels(error.reason).inc()
         raise Unauthorized from error
 
 
@@ -164,55 +167,62 @@ def _routes() -> APIRouter:
     async def call_service(service_id: str, hook_request: HookRequest, request: Request) -> Response:
         runtime = _runtime(request)
         started = time.perf_counter()
+        logs.bind_hook_instance(hook_request.hookInstance)
         service = runtime.services.get(service_id)
         if service is None:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         if hook_request.hook != service.hook:
+            _log_call(service, 400, started, {}, [])
             return ProblemResponse(
                 400, f"Service {service_id!r} answers the {service.hook!r} hook, not {hook_request.hook!r}"
             )
         try:
             context = service.context_model.model_validate(hook_request.context)
         except ValidationError as error:
+            _log_call(service, 400, started, {}, [])
             return ProblemResponse(400, "Invalid context: " + describe_validation_errors(
                 [{**e, "loc": ("context", *e["loc"])} for e in error.errors()]
             ))
         if not service.needs_data(context, runtime.knowledge):
-            _log_call(service, hook_request, 200, started, {}, [])
+            _log_call(service, 200, started, {}, [])
             return JSONResponse({"cards": []})
-        gathered = await gather(hook_request, service.prefetch, runtime.fhir)
-        unavailable = service.sources_of(gathered.unavailable)
-        if unavailable & service.required_sources:
-            reasons = ", ".join(f"{key} ({why})" for key, why in sorted(gathered.unavailable.items()))
-            _log_call(service, hook_request, 412, started, gathered.unavailable, [])
-            return ProblemResponse(
-                412,
-                f"Data the service needs could be had neither from prefetch nor from the FHIR server: {reasons}",
-                "processing",
-            )
+        stage = metrics.STAGE_SECONDS
+        with stage.labels(service.id, "gather").time():
+            gathered = await gather(hook_request, service.prefetch, runtime.fhir)
         today = runtime.clock()
         try:
-            facts = extract_facts(gathered.all_resources(), runtime.knowledge, today, unavailable)
-            findings = service.evaluate(facts, runtime.knowledge, context)
-        except (AttributeError, TypeError, ValueError, KeyError) as error:
+            with stage.labels(service.id, "facts").time():
+                facts = read_facts(gathered, service, runtime.knowledge, today)
+            with stage.labels(service.id, "rules").time():
+                findings = service.evaluate(facts, runtime.knowledge, context)
+        except MALFORMED_DATA as error:
             # The facts read FHIR JSON as the spec shapes it; a wrongly typed element is the
             # data's fault, answered as such rather than as a 500.
-            log.warning(
-                "malformed FHIR data hookInstance=%s: %s",
-                hook_request.hookInstance[:64], type(error).__name__,
-            )
-            _log_call(service, hook_request, 400, started, gathered.unavailable, [])
+            log.warning("malformed FHIR data: %s", type(error).__name__)
+            _log_call(service, 400, started, gathered.unavailable, [])
             return ProblemResponse(
                 400,
                 "The prefetch or FHIR server data is not valid FHIR R4 JSON "
                 "(an element has the wrong type)",
             )
+        metrics.count_keys(service.prefetch, gathered.fetched, gathered.unavailable)
+        if service.sources_of(gathered.unavailable) & service.required_sources:
+            reasons = ", ".join(f"{key} ({why})" for key, why in sorted(gathered.unavailable.items()))
+            _log_call(service, 412, started, gathered.unavailable, [])
+            return ProblemResponse(
+                412,
+                f"Data the service needs could be had neither from prefetch nor from the FHIR server: {reasons}",
+                "processing",
+            )
         patient_key = runtime.store.patients.key(hook_request.fhirServer, context.patientId)
-        findings = await without_quieted(
-            findings, runtime.store.cards, patient_key, today, runtime.knowledge.rules.snooze
-        )
-        cards = render_cards(findings, runtime.knowledge, context.patientId, today)
-        _log_call(service, hook_request, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
+        with stage.labels(service.id, "snooze").time():
+            findings = await without_quieted(
+                findings, runtime.store.cards, patient_key, today, runtime.knowledge.rules.snooze
+            )
+        with stage.labels(service.id, "cards").time():
+            cards = render_cards(findings, runtime.knowledge, context.patientId, today)
+        metrics.count_cards(service.id, cards)
+        _log_call(service, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
         # Recorded after the answer is sent: feedback on these cards can then quiet their topic.
         record = BackgroundTask(runtime.store.cards.record, service.id, cards, patient_key, today)
         return JSONResponse(HookResponse(cards=cards).to_json(), background=record if cards else None)
@@ -225,8 +235,17 @@ def _routes() -> APIRouter:
         stored = await run_in_threadpool(
             runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
         )
+        metrics.count_feedback(
+            service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)
+        )
         log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
         return Response(status_code=200)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """No JWT (scrapers carry none) and no patient data; keep it off public networks."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @router.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -246,16 +265,14 @@ def _routes() -> APIRouter:
 
 def _log_call(
     service: CdsService,
-    hook_request: HookRequest,
     status: int,
     started: float,
     unavailable: dict[str, str],
     topics: list[str],
 ) -> None:
     log.info(
-        "hook service=%s hookInstance=%s status=%d ms=%.1f cards=%s unavailable=%s",
+        "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
         service.id,
-        hook_request.hookInstance[:64],
         status,
         (time.perf_counter() - started) * 1000,
         ",".join(topics) or "-",

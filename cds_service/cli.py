@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from . import logs
 from .knowledge import KnowledgeError, load_knowledge
+from .metrics import MULTIPROC_ENV
 from .settings import Settings
 
 
@@ -40,10 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+        logs.install()
+        logging.basicConfig(level=settings.log_level.upper(), format=logs.FORMAT)
         knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
     except (KnowledgeError, ValidationError, ValueError) as error:
         print(f"aimss-cds: cannot start: {error}", file=sys.stderr)
@@ -88,15 +91,24 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
 def _serve(host: str, port: int, workers: int, log_level: str) -> int:
     import uvicorn
 
-    uvicorn.run(
-        "cds_service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level.lower(),
-        access_log=False,
-    )
+    # Workers are separate processes: their metrics meet in a fresh directory that any
+    # worker's /metrics reads whole (prometheus-client multiprocess mode).
+    metrics_dir = tempfile.mkdtemp(prefix="aimss-metrics-") if workers > 1 else None
+    if metrics_dir:
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "cds_service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level.lower(),
+            access_log=False,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

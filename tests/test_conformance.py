@@ -238,25 +238,48 @@ def test_nothing_is_open_by_default(make_client):
     assert secured.post("/cds-services/aimss-patient-view", json=patient_view()).status_code == 401
 
 
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {"resourceType": "Bundle", "entry": 5},
-        {"resourceType": "Bundle", "link": "x", "entry": []},
-        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MedicationStatement", "id": "x",
-                                                           "status": "active", "medicationReference": "oops"}}]},
-        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "QuestionnaireResponse", "id": "q",
-                                                           "status": "completed", "authored": "2026-01-01",
-                                                           "item": [5]}}]},
-        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Condition", "id": "c",
-                                                           "clinicalStatus": "active",
-                                                           "code": {"coding": [{"system": 5, "code": "M25.50"}]}}}]},
-    ],
-)
-def test_wrongly_typed_fhir_content_is_never_a_500(client, broken):
-    for key in ("medicationRequests", "conditions", "bpiResponses"):
-        prefetch = full_prefetch(ANASTROZOLE) | {key: broken}
-        response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
-        assert response.status_code in (200, 400), (key, response.text)
-        if response.status_code == 400:
-            assert response.json()["resourceType"] == "OperationOutcome"
+WRONGLY_TYPED = {
+    "medicationReference a string": {"resourceType": "MedicationStatement", "id": "x", "status": "active",
+                                     "medicationReference": "oops"},
+    "BPI item a number": {"resourceType": "QuestionnaireResponse", "id": "q", "status": "completed",
+                          "authored": "2026-01-01", "item": [5]},
+    "coding system a number": {"resourceType": "Condition", "id": "c", "clinicalStatus": "active",
+                               "code": {"coding": [{"system": 5, "code": "M25.50"}]}},
+}
+
+
+def bundle_of(resource: dict) -> dict:
+    return {"resourceType": "Bundle", "entry": [{"resource": resource}]}
+
+
+@pytest.mark.parametrize("key", ["conditions", "bpiResponses", "painObservations"])
+@pytest.mark.parametrize("broken", WRONGLY_TYPED.values(), ids=WRONGLY_TYPED.keys())
+def test_wrongly_typed_fhir_content_costs_only_its_key(client, key, broken):
+    prefetch = full_prefetch(ANASTROZOLE) | {key: bundle_of(broken)}
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
+    assert response.status_code == 200, response.text
+    assert_valid_cards(response.json())
+    # The medications of the other key are still read: the patient is on an AI, no DXA on file.
+    assert "bone-density-scan" in topics(response.json())
+
+
+def test_a_key_whose_content_cannot_be_read_is_named_on_the_data_incomplete_card(client):
+    prefetch = full_prefetch(ANASTROZOLE) | {"bpiResponses": bundle_of(WRONGLY_TYPED["BPI item a number"])}
+    cards = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch)).json()["cards"]
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "data-incomplete"]
+    assert "pain and BPI scores" in card["detail"]
+
+
+def test_unreadable_medications_are_412(client):
+    prefetch = full_prefetch(ANASTROZOLE) | {"medicationRequests": bundle_of(WRONGLY_TYPED["medicationReference a string"])}
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
+    assert response.status_code == 412
+    assert "medicationRequests (malformed_content)" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("broken", [{"resourceType": "Bundle", "entry": 5}, {"resourceType": "Bundle", "link": "x"}])
+def test_malformed_bundle_members_read_as_no_entries(client, broken):
+    prefetch = full_prefetch(ANASTROZOLE) | {"conditions": broken}
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
+    assert response.status_code == 200
+    assert "data-incomplete" not in topics(response.json())
