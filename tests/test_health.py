@@ -20,7 +20,7 @@ def test_ready_is_503_with_an_operation_outcome_when_the_store_is_down(make_clie
     client = make_client(database_url=f"sqlite:///{database}")
     assert client.get("/ready").status_code == 200
     # Take the database away for real: close the pool, put a folder where the file was.
-    client.app.state.runtime.store.engine.dispose()
+    client.app.state.runtime.store.close()
     for leftover in tmp_path.glob("store.db*"):
         leftover.unlink()
     database.mkdir()
