@@ -167,3 +167,14 @@ def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> N
     assert overridden["service_id"] == "aimss-patient-view"
     assert (overridden["card_uuid"], overridden["override_code"]) == (scan_uuid, "not-now")
     assert overridden["override_system"].endswith("/CodeSystem/aimss-override-reasons")
+
+
+def test_markdown_renderer_escapes_html_and_links_only_http(page: Page) -> None:
+    html = page.evaluate(
+        """() => renderMarkdown('**Why** <img src=x onerror=alert(1)>\\n- [bad](javascript:alert(1))'
+                               + '\\n- [good](https://example.org/a?b=1&c=2) _note_')"""
+    )
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'href="javascript' not in html
+    assert '<a href="https://example.org/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer">good</a>' in html
+    assert "<em>note</em>" in html and "<strong>Why</strong>" in html
