@@ -126,7 +126,8 @@ def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
     for key, found in gathered.resources.items():
         kept = [r for r in found if _patient_of(r) in (None, patient_id)]
         if len(kept) != len(found):
-            log.warning("dropped %d resources of other patients from key %s", len(found) - len(kept), key)
+            dropped = len(found) - len(kept)
+            log.warning("dropped %d resources of other patients from key %s", dropped, key)
             gathered.resources[key] = kept
 
 

@@ -17,7 +17,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def launch(playwright: Playwright, user_data_dir: Path, width: int = 1280, height: int = 900) -> BrowserContext:
+def launch(
+    playwright: Playwright, user_data_dir: Path, width: int = 1280, height: int = 900
+) -> BrowserContext:
     """A fresh Chromium profile in ``user_data_dir`` (one per run: no state carried over)."""
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir),

@@ -96,6 +96,7 @@ def test_the_expected_topics_hold_on_any_day(knowledge, today):
         facts = extract_facts(patient.resources, knowledge, today)
         assert {f.topic for f in evaluate_patient_view(facts, knowledge)} == patient.expected, patient.id
         for draft in patient.drafts:
-            selected = drafted_orders([{"resource": draft.resource(today)}], [f"MedicationRequest/{draft.id}"], knowledge)
+            entries = [{"resource": draft.resource(today)}]
+            selected = drafted_orders(entries, [f"MedicationRequest/{draft.id}"], knowledge)
             found = {f.topic for f in evaluate_order_select(facts, knowledge, selected)}
             assert found == draft.expected, draft.id
