@@ -40,6 +40,7 @@ from .protocol import (
     describe_validation_errors,
     operation_outcome,
 )
+from .public_sandbox import with_public_sandbox
 from .services import CdsService, build_services
 from .settings import Settings
 from .store import Store
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
     settings = settings or Settings()
     knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
     issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
+    if settings.trust_public_sandbox:
+        issuers = with_public_sandbox(issuers)
     _warn_about_open_settings(settings, issuers)
     services = build_services(knowledge)
 

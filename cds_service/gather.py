@@ -110,7 +110,36 @@ async def gather(
             gathered.resources[key] = [value]
     if to_fetch or to_continue:
         await _fetch_missing(request, to_fetch, to_continue, access, gathered)
+    _drop_other_patients(gathered, request.context.get("patientId"))
     return gathered
+
+
+def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
+    """Keep only resources of this call's patient.
+
+    A server that ignores a search parameter it does not support (sekmet-fhir does so for
+    ``QuestionnaireResponse?patient=``, with only a warning) returns every patient's resources;
+    without this check another patient's scores would appear on this patient's cards.
+    """
+    if not isinstance(patient_id, str):
+        return
+    for key, found in gathered.resources.items():
+        kept = [r for r in found if _patient_of(r) in (None, patient_id)]
+        if len(kept) != len(found):
+            dropped = len(found) - len(kept)
+            log.warning("dropped %d resources of other patients from key %s", dropped, key)
+            gathered.resources[key] = kept
+
+
+def _patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (``subject`` or ``patient``), if it names one."""
+    for name in ("subject", "patient"):
+        value = resource.get(name)
+        reference = value.get("reference") if isinstance(value, Mapping) else None
+        parts = reference.rstrip("/").split("/") if isinstance(reference, str) else []
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+    return None
 
 
 async def _fetch_missing(

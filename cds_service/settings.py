@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(
         default=False, description="Development only: accept calls without a JWT."
     )
+    trust_public_sandbox: bool = Field(
+        default=False,
+        description="Development only: trust the public CDS Hooks Sandbox's published key set "
+        "(its private key is public, so anyone can sign as it).",
+    )
     database_url: str = Field(
         default="sqlite:///aimss-cds.db",
         description="`sqlite:///path` or `postgresql://...` for feedback and shared state.",

@@ -1,1 +1,2 @@
-"""The local playground: synthetic patients, a loader, and (later) an EHR-like page."""
+"""The local playground: synthetic patients, a loader, a development signing key, and an
+EHR-like page (``python -m sandbox.web``) that fires hooks and shows cards."""

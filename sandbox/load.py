@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
 
 import httpx
 
 from .synthetic import SandboxPatient, sandbox_patients
+from .web import utc_today
 
 
 def load_patients(base_url: str, patients: list[SandboxPatient], client: httpx.Client) -> None:
@@ -25,7 +25,7 @@ def load_patients(base_url: str, patients: list[SandboxPatient], client: httpx.C
 
 def main() -> int:
     base_url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8090/fhir"
-    patients = sandbox_patients(date.today())
+    patients = sandbox_patients(utc_today())  # the service's clock is UTC too
     with httpx.Client(timeout=30) as client:
         load_patients(base_url, patients, client)
     for patient in patients:

@@ -301,3 +301,13 @@ async def test_unresolvable_template_is_unresolved_token(mock, http):
     assert gathered.unavailable == {"me": "unresolved_token"}
     assert gathered.fetched == set(TEMPLATES) and all(r.called for r in routes.values())
     assert mock.calls.call_count == len(TEMPLATES)
+
+
+async def test_resources_of_another_patient_are_dropped(mock, http):
+    """A server that ignores an unsupported search parameter returns every patient's data."""
+    mine = {**res("Observation", "o1"), "subject": {"reference": "Patient/p1"}}
+    theirs = {**res("Observation", "o2"), "subject": {"reference": "http://x.org/fhir/Patient/p2"}}
+    unlinked = res("Observation", "o3")
+    prefetch = {**full_prefetch(), "pain": bundle(mine, theirs, unlinked)}
+    gathered = await gather(request(prefetch), TEMPLATES, access(http))
+    assert ids(gathered.resources["pain"]) == ["o1", "o3"]

@@ -11,11 +11,12 @@ import pytest
 
 from cds_service.fhir_client import FhirClient
 from cds_service.gather import render_template
-from sandbox.synthetic import DXA_FEMUR_T, observation, sandbox_patients
+from sandbox.synthetic import DXA_FEMUR_T, observation, sandbox_drafts, sandbox_patients
 from tests.conftest import TODAY, post_transaction
-from tests.helpers import assert_valid_cards, patient_view, topics
+from tests.helpers import assert_valid_cards, order_select, patient_view, topics
 
 PATIENTS = {patient.id: patient for patient in sandbox_patients(TODAY)}
+DRAFTS = {draft.id: draft for draft in sandbox_drafts(list(PATIENTS.values()))}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,17 @@ def test_with_full_prefetch_the_answer_is_the_same(client, loaded_fhir, patient_
     body = patient_view(patient_id, fhirServer="http://127.0.0.1:9/fhir", prefetch=prefetch)
     response = client.post("/cds-services/aimss-patient-view", json=body)
     assert topics(response.json()) == PATIENTS[patient_id].expected
+
+
+@pytest.mark.parametrize("draft_id", sorted(DRAFTS))
+def test_every_sandbox_draft_gets_its_order_select_cards(client, loaded_fhir, draft_id):
+    draft = DRAFTS[draft_id]
+    body = order_select(draft.resource(TODAY), draft.patient_id, fhirServer=loaded_fhir)
+    body["context"]["selections"] = [f"MedicationRequest/{draft.id}"]
+    response = client.post("/cds-services/aimss-order-select", json=body)
+    assert response.status_code == 200
+    assert_valid_cards(response.json())
+    assert topics(response.json()) == draft.expected
 
 
 def test_the_dxa_suggestion_is_a_valid_r4_service_request_for_the_patient(client, loaded_fhir):
