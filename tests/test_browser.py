@@ -18,7 +18,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from cds_service.app import create_app
 from cds_service.settings import Settings
-from cds_service.store import FeedbackStore
+from cds_service.store import Database, FeedbackLog
 from sandbox import web
 from sandbox.browser import launch
 from sandbox.devkey import ensure_dev_key
@@ -156,11 +156,11 @@ def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> N
     page.wait_for_selector("#toast:has-text('Card dismissed')", timeout=10_000)
     assert scan.is_hidden()
 
-    store = FeedbackStore(stack["database_url"])
+    database = Database(stack["database_url"])
     try:
-        rows = {row["outcome"]: row for row in store.rows()}
+        rows = {row["outcome"]: row for row in FeedbackLog(database).rows()}
     finally:
-        store.close()
+        database.close()
     accepted, overridden = rows["accepted"], rows["overridden"]
     assert accepted["service_id"] == "aimss-order-select"
     assert accepted["card_uuid"] == serm.get_attribute("data-card-uuid")
@@ -168,6 +168,10 @@ def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> N
     assert overridden["service_id"] == "aimss-patient-view"
     assert (overridden["card_uuid"], overridden["override_code"]) == (scan_uuid, "not-now")
     assert overridden["override_system"].endswith("/CodeSystem/aimss-override-reasons")
+
+    # "Not now" quiets that topic for this patient only (DESIGN §5); the others still fire.
+    assert set(open_patient(page, "aimss-no-dxa")) == PATIENTS["aimss-no-dxa"].expected - {"bone-density-scan"}
+    assert "bone-density-scan" in open_patient(page, "aimss-old-dxa")
 
 
 def test_markdown_renderer_escapes_html_and_links_only_http(page: Page) -> None:
