@@ -41,7 +41,8 @@ def api(make_client, database_url, clock):
 
 
 def view(api, patient: str) -> list[dict]:
-    body = patient_view(patient, fhirServer=FHIR, prefetch=full_prefetch(ANASTROZOLE))
+    anastrozole = {**ANASTROZOLE, "subject": {"reference": f"Patient/{patient}"}}
+    body = patient_view(patient, fhirServer=FHIR, prefetch=full_prefetch(anastrozole))
     response = api.post(HOOK, json=body)
     assert response.status_code == 200
     return response.json()["cards"]
