@@ -37,7 +37,10 @@ class ServerThread:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+            # log_config=None: uvicorn's default config would stop its loggers propagating for
+            # the rest of the session, hiding them from tests that read the root logger.
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                           log_level="warning", access_log=False)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

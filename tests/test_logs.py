@@ -52,16 +52,18 @@ def debug_everywhere() -> Iterator[Capture]:
     """DEBUG on every logger an operator could turn up, as one would to debug a deployment."""
     capture = Capture()
     names = set(LOGGERS) | set(logging.root.manager.loggerDict)
-    saved = {name: logging.getLogger(name).level for name in names}
+    saved = {name: (logging.getLogger(name).level, logging.getLogger(name).propagate) for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
+        logging.getLogger(name).propagate = True  # whatever another test's uvicorn configured
     logging.root.addHandler(capture)
     try:
         yield capture
     finally:
         logging.root.removeHandler(capture)
-        for name, level in saved.items():
+        for name, (level, propagate) in saved.items():
             logging.getLogger(name).setLevel(level)
+            logging.getLogger(name).propagate = propagate
 
 
 @pytest.fixture
