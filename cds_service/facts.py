@@ -177,7 +177,7 @@ def extract_facts(
     for resource in _unique(resources):
         by_type.setdefault(resource.get("resourceType", ""), []).append(resource)
     since = months_before(today, knowledge.rules.facts.lookback_months)
-    observations = [o for o in by_type.get("Observation", []) if o.get("status") not in _VOID]
+    observations = _observations_by_valueset(by_type.get("Observation", []), knowledge)
     medications_by_reference = {
         key: med for med in by_type.get("Medication", []) if (key := reference_key(med))
     }
@@ -189,21 +189,49 @@ def extract_facts(
     bpi_scores, bpi_pain = _bpi_from_questionnaires(
         by_type.get("QuestionnaireResponse", []), knowledge.rules.facts.bpi_min_items_answered
     )
+
+    def measured(valueset: str) -> Iterator[Measurement]:
+        return _measurements(observations.get(valueset, []), valueset)
+
     return PatientFacts(
         today=today,
         unavailable=frozenset(unavailable),
         medications=medications,
-        bone_density_tests=tuple(_bone_density_tests(by_type, observations, knowledge)),
-        pain_scores=_recent([*_measurements(observations, knowledge, "pain-severity"), *bpi_pain], since),
-        bpi_interference=_recent(
-            [*_measurements(observations, knowledge, "bpi-interference"), *bpi_scores], since
+        bone_density_tests=tuple(
+            _bone_density_tests(by_type, observations.get("dxa-results", []), knowledge)
         ),
-        phq9=_recent(_measurements(observations, knowledge, "phq9"), since),
-        tsh=_recent(_measurements(observations, knowledge, "tsh"), since),
-        vitamin_d=_recent(_vitamin_d(observations, knowledge), since),
+        pain_scores=_recent([*measured("pain-severity"), *bpi_pain], since),
+        bpi_interference=_recent([*measured("bpi-interference"), *bpi_scores], since),
+        phq9=_recent(measured("phq9"), since),
+        tsh=_recent(measured("tsh"), since),
+        vitamin_d=_recent(
+            _vitamin_d(measured("vitamin-d-25oh"), observations.get("vitamin-d-25oh", [])), since
+        ),
         conditions=tuple(_conditions(by_type.get("Condition", []), knowledge)),
         interventions=tuple(_interventions(by_type, knowledge, since)),
     )
+
+
+Coded = tuple[Resource, tuple[CodeMatch, ...]]
+"""A resource with every value-set membership of its code."""
+
+
+def _observations_by_valueset(
+    observations: Iterable[Resource], knowledge: Knowledge
+) -> dict[str, list[Coded]]:
+    """Each valid Observation under every value set its code is in, its code matched once.
+
+    A chart holds a year of scores and labs; matching every Observation once, rather than once
+    per fact, is most of what keeps a hook call within its latency target.
+    """
+    index: dict[str, list[Coded]] = {}
+    for observation in observations:
+        if observation.get("status") in _VOID:
+            continue
+        matches = knowledge.matches(codings(observation.get("code")))
+        for valueset in {m.valueset for m in matches}:
+            index.setdefault(valueset, []).append((observation, matches))
+    return index
 
 
 def _unique(resources: Iterable[Resource]) -> Iterator[Resource]:
@@ -305,13 +333,10 @@ def _observation_date(observation: Resource) -> date | None:
     return first_date(observation, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
 
 
-def _measurements(
-    observations: Iterable[Resource], knowledge: Knowledge, valueset: str
-) -> Iterator[Measurement]:
-    for observation in observations:
-        matches = [m for m in knowledge.matches(codings(observation.get("code"))) if m.valueset == valueset]
-        if not matches:
-            continue
+def _measurements(observations: Iterable[Coded], valueset: str) -> Iterator[Measurement]:
+    """The dated numbers of Observations coded in ``valueset``."""
+    for observation, all_matches in observations:
+        matches = [m for m in all_matches if m.valueset == valueset]
         when, value = _observation_date(observation), numeric_value(observation)
         if when is None or value is None:
             continue
@@ -340,10 +365,12 @@ def _abnormal(observation: Resource, value: float) -> bool | None:
     return None
 
 
-def _vitamin_d(observations: list[Resource], knowledge: Knowledge) -> Iterator[Measurement]:
+def _vitamin_d(
+    measurements: Iterable[Measurement], observations: Iterable[Coded]
+) -> Iterator[Measurement]:
     """25-OH vitamin D in ng/mL; results in nmol/L are divided by 2.496, unknown units dropped."""
-    by_source = {reference_key(o): o for o in observations}
-    for measurement in _measurements(observations, knowledge, "vitamin-d-25oh"):
+    by_source = {reference_key(o): o for o, _ in observations}
+    for measurement in measurements:
         observation = by_source.get(measurement.source, {})
         quantity = observation.get("valueQuantity") or {}
         unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
@@ -402,12 +429,9 @@ def _answers(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, float]]:
 
 
 def _bone_density_tests(
-    by_type: Mapping[str, list[Resource]], observations: Iterable[Resource], knowledge: Knowledge
+    by_type: Mapping[str, list[Resource]], dxa_results: Iterable[Coded], knowledge: Knowledge
 ) -> Iterator[BoneDensityTest]:
-    for observation in observations:
-        matches = knowledge.matches(codings(observation.get("code")))
-        if not any(m.valueset == "dxa-results" for m in matches):
-            continue
+    for observation, matches in dxa_results:
         when = _observation_date(observation)
         if when is None:
             continue
