@@ -25,6 +25,11 @@ ORDER_SELECT = "aimss-order-select"
 
 Evaluate = Callable[[PatientFacts, Knowledge, Any], list[Finding]]
 
+PAGE_SIZE = 100
+"""``_count`` of every search: a year of weekly pain scores in one page. On a FHIR fallback each
+further page is one more round trip after the last (servers default to 10-50 per page); a
+server with a lower maximum still pages, and every page is read."""
+
 
 @dataclass(frozen=True)
 class DataKey:
@@ -117,7 +122,7 @@ def _drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple:
 
 def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
     patient = "patient={{context.patientId}}"
-    return (
+    keys = (
         DataKey(
             "medicationStatements",
             f"MedicationStatement?{patient}&status=active,intended,on-hold,stopped,completed,not-taken",
@@ -163,6 +168,7 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
             INTERVENTIONS,
         ),
     )
+    return tuple(DataKey(k.name, f"{k.template}&_count={PAGE_SIZE}", k.source) for k in keys)
 
 
 def _codes(knowledge: Knowledge, *valuesets: str) -> str:
