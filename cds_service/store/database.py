@@ -50,9 +50,7 @@ class Database:
         _create_tables(self.durable)
 
     def insert_ignoring_conflicts(self, table: Table, *key: str) -> Insert:
-        """``INSERT ... ON CONFLICT DO NOTHING``: atomic, so of two racing writers one wins."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        return insert(table).on_conflict_do_nothing(index_elements=list(key))
+        return insert_ignoring_conflicts(self.dialect, table, *key)
 
     def ping(self) -> None:
         for engine in (self.durable, self.fast):
@@ -62,6 +60,12 @@ class Database:
     def close(self) -> None:
         self.durable.dispose()
         self.fast.dispose()
+
+
+def insert_ignoring_conflicts(dialect: str, table: Table, *key: str) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING``: atomic, so of two racing writers one wins."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 def _create_tables(engine: Engine) -> None:

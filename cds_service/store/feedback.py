@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from ..protocol import FeedbackItem
 from .database import Database
+from .issued import link_overrides
 from .schema import feedback
 
 
@@ -31,7 +32,11 @@ class FeedbackLog:
             feedback.c.id  # rows come back only for items that were new
         )
         with self._db.durable.begin() as connection:
-            return len(connection.execute(statement, rows).all())
+            stored = len(connection.execute(statement, rows).all())
+            overridden = [row["card_uuid"] for row in rows if row["outcome"] == "overridden"]
+            if overridden:
+                link_overrides(self._db, connection, overridden)
+            return stored
 
     def count(self) -> int:
         with self._db.durable.connect() as connection:

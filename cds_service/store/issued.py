@@ -1,26 +1,28 @@
 """Cards the service issued, and the topics a clinician quieted for a patient.
 
 Feedback names only the card's uuid; the topic and patient come from the record made when the
-card was sent. A snooze is not stored on its own: it is an override, with a snoozing reason
-from the AIMSS override-reasons CodeSystem, of a card issued for this patient, received fewer
-than ``days`` days ago. So the order in which feedback and the issued record arrive does not
-matter, and a changed ``days`` applies at once.
+card was sent. A snooze is an override, with a snoozing reason from the AIMSS override-reasons
+CodeSystem, of a card issued for this patient, received fewer than ``days`` days ago. Whichever
+of the feedback and the issued record arrives second links the two (``link_overrides``), so
+their order does not matter, and reasons and ``days`` are read at each call, so a changed
+configuration applies at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Insert, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..knowledge import OVERRIDE_SYSTEM
 from ..protocol import Card
 from ..rules_config import SnoozeRules
-from .database import Database
-from .schema import feedback, issued_cards
+from .database import Database, insert_ignoring_conflicts
+from .schema import feedback, issued_cards, patient_overrides
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class CardLedger:
             with self._db.fast.begin() as connection:
                 insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
                 connection.execute(insert, rows)
+                link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
         except SQLAlchemyError as error:
             log.error("issued cards not recorded: %s", type(error).__name__)
 
@@ -60,20 +63,44 @@ class CardLedger:
         if rules.days <= 0 or not rules.reasons:
             return frozenset()
         query = (
-            select(issued_cards.c.topic)
+            select(patient_overrides.c.topic)
             .distinct()
-            .join(
-                feedback,
-                (feedback.c.card_uuid == issued_cards.c.card_uuid)
-                & (feedback.c.service_id == issued_cards.c.service_id),
-            )
             .where(
-                issued_cards.c.patient_key == patient_key,
-                feedback.c.outcome == "overridden",
-                feedback.c.override_system == OVERRIDE_SYSTEM,
-                feedback.c.override_code.in_(rules.reasons),
-                feedback.c.received_on > today - timedelta(days=rules.days),
+                patient_overrides.c.patient_key == patient_key,
+                patient_overrides.c.override_code.in_(rules.reasons),
+                patient_overrides.c.received_on > today - timedelta(days=rules.days),
             )
         )
         with self._db.fast.connect() as connection:
             return frozenset(connection.execute(query).scalars())
+
+
+def link_overrides(database: Database, connection: Connection, card_uuids: list[str]) -> None:
+    """Copy the overrides of these cards that can now be tied to a patient into
+    ``patient_overrides``: called after storing feedback and after recording issued cards,
+    in the same transaction, so whichever arrives second makes the link (duplicates ignored)."""
+    connection.execute(_link_statement(database.dialect), {"card_uuids": card_uuids})
+
+
+@functools.cache
+def _link_statement(dialect: str) -> Insert:
+    """Built once per dialect: this runs after every hook call, and building costs more than running."""
+    overrides = (
+        select(
+            feedback.c.id, issued_cards.c.patient_key, issued_cards.c.topic,
+            feedback.c.override_code, feedback.c.received_on,
+        )
+        .join(
+            issued_cards,
+            (issued_cards.c.card_uuid == feedback.c.card_uuid)
+            & (issued_cards.c.service_id == feedback.c.service_id),
+        )
+        .where(  # a WHERE is needed: SQLite's upsert after a SELECT with a join is ambiguous without it
+            feedback.c.card_uuid.in_(bindparam("card_uuids", expanding=True)),
+            feedback.c.outcome == "overridden",
+            feedback.c.override_system == OVERRIDE_SYSTEM,
+            feedback.c.override_code.is_not(None),
+        )
+    )
+    columns = ["feedback_id", "patient_key", "topic", "override_code", "received_on"]
+    return insert_ignoring_conflicts(dialect, patient_overrides, "feedback_id").from_select(columns, overrides)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -48,6 +49,20 @@ issued_cards = Table(
     Column("indicator", String(20), nullable=False),
     Column("patient_key", String(64), nullable=False, index=True),
     Column("issued_on", Date, nullable=False, index=True),
+)
+
+patient_overrides = Table(
+    "patient_overrides",
+    metadata,
+    # An override (with a reason of our CodeSystem) of a card, with the patient and topic of
+    # that card: what a snooze is read from, in time proportional to the patient's overrides
+    # rather than to every card ever issued for the patient. See ``issued.link_overrides``.
+    Column("feedback_id", Integer, primary_key=True),
+    Column("patient_key", String(64), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("override_code", String(100), nullable=False),
+    Column("received_on", Date, nullable=False),
+    Index("ix_patient_overrides_patient", "patient_key", "received_on"),
 )
 
 seen_jti = Table(
