@@ -1,7 +1,7 @@
 """Headless Debian Chromium driven by Playwright, for the browser test and the screenshot.
 
 Playwright's own browser download (``playwright install``) is never used: machines here have
-no route to it. ``scripts/chromium.sh`` installs the distribution's chromium instead.
+no route to it. ``scripts/debian-packages.sh chromium`` installs the distribution's chromium instead.
 """
 
 from __future__ import annotations

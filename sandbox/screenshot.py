@@ -2,7 +2,7 @@
 
 Run it while ``scripts/run.sh`` is up (or give ``--url``); it opens the page in headless
 Chromium, opens a patient, drafts an order and saves the whole page as a PNG. Needs the
-``test`` extra (Playwright) and ``scripts/chromium.sh``.
+``test`` extra (Playwright) and ``scripts/debian-packages.sh chromium``.
 """
 
 from __future__ import annotations

@@ -9,5 +9,5 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
 scripts/fhir-server.sh install   # the real FHIR server the integration tests start themselves
 scripts/postgres.sh install      # the real PostgreSQL server the store tests start themselves
-scripts/chromium.sh              # the real browser of tests/test_browser.py (apt, first run only)
+scripts/debian-packages.sh chromium wrk  # the browser of tests/test_browser.py, the benchmark's load
 exec .venv/bin/python -m pytest "$@"
