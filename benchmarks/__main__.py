@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,8 +127,11 @@ def run(plan: Plan, work: Path) -> str:
             rows.append(("floor", base, base))
             without_jwt = _measure(open_service, clients, plan, bodies, None)
             rows.append(("service, JWT off", without_jwt, base))
-            needed = math.ceil(without_jwt.per_second * (plan.seconds + plan.warmup + 1) * 1.5) + 100
-            tokens = signer.write_tokens(work / f"tokens-{clients}.txt", service.base_url + HOOK_PATH, needed)
+            def tokens(seconds: float, rate: float = without_jwt.per_second) -> Path:
+                """A fresh file per wrk run (each starts at its first token), with room to spare."""
+                needed = math.ceil(rate * (seconds + 1) * 1.5) + 100
+                return signer.write_tokens(work / f"tokens-{uuid.uuid4()}.txt", service.base_url + HOOK_PATH, needed)
+
             rows.append(("service, JWT on", _measure(service, clients, plan, bodies, tokens), base))
         memory = {server.name: server.worker_rss_mb() for server in (floor, open_service, service)}
 
@@ -253,11 +256,13 @@ def _check(server: Server, body: Path, signer: Signer) -> list[str]:
     return [card["source"].get("topic", {}).get("code", "-") for card in response.json()["cards"]]
 
 
-def _measure(server: Server, clients: int, plan: Plan, bodies: list[Path], tokens: Path | None) -> LoadResult:
+def _measure(
+    server: Server, clients: int, plan: Plan, bodies: list[Path], tokens: Callable[[float], Path] | None
+) -> LoadResult:
     url = server.base_url + HOOK_PATH
     if plan.warmup:
-        drive(url, clients, plan.warmup, bodies, tokens)
-    return drive(url, clients, plan.seconds, bodies, tokens)
+        drive(url, clients, plan.warmup, bodies, tokens(plan.warmup) if tokens else None)
+    return drive(url, clients, plan.seconds, bodies, tokens(plan.seconds) if tokens else None)
 
 
 def _time_searches(base: str, templates: dict[str, str], patient_id: str) -> dict[str, float]:

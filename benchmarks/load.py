@@ -76,8 +76,11 @@ def drive(url: str, clients: int, seconds: float, bodies: list[Path], tokens: Pa
         wrk_path(), "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
         "-s", str(LUA), url, "--", str(tokens) if tokens else "-", *map(str, bodies),
     ]
-    finished = subprocess.run(command, capture_output=True, text=True, check=True)
-    line = [text for text in finished.stdout.splitlines() if text.startswith("{")][-1]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    lines = [text for text in finished.stdout.splitlines() if text.startswith("{")]
+    if finished.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stdout[-1000:]} {finished.stderr[-1000:]}")
+    line = lines[-1]
     raw = json.loads(line)
     return LoadResult(
         clients=clients,
