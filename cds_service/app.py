@@ -233,7 +233,11 @@ def _routes() -> APIRouter:
         _log_call(service, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
         # Recorded after the answer is sent: feedback on these cards can then quiet their topic.
         record = BackgroundTask(runtime.store.cards.record, service.id, cards, patient_key, today)
-        return JSONResponse(HookResponse(cards=cards).to_json(), background=record if cards else None)
+        return Response(
+            HookResponse(cards=cards).to_json_bytes(),
+            media_type="application/json",
+            background=record if cards else None,
+        )
 
     @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:

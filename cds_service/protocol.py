@@ -117,8 +117,9 @@ class Card(BaseModel):
 class HookResponse(BaseModel):
     cards: list[Card]
 
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+    def to_json_bytes(self) -> bytes:
+        """The response body, serialized by pydantic-core in one pass (no dict in between)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
 
 class ServiceDescription(BaseModel):
