@@ -23,12 +23,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import logs, metrics
 from .alert_fatigue import without_quieted
 from .auth import AuthError, JwtVerifier, KeyResolver, load_trusted_issuers
+from .card_recorder import CardRecorder
 from .cards import render_cards
 from .gather import FhirAccess, gather
 from .intake import MALFORMED_DATA, read_facts
@@ -75,6 +75,7 @@ class Runtime:
     knowledge: Knowledge
     services: dict[str, CdsService]
     store: Store
+    recorder: CardRecorder
     verifier: JwtVerifier | None
     fhir: FhirAccess
     clock: Clock
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
                 knowledge=knowledge,
                 services=services,
                 store=store,
+                recorder=CardRecorder(store.cards),
                 verifier=verifier,
                 fhir=FhirAccess(
                     http=http,
@@ -120,7 +122,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
             # and pause a hook call for tens of milliseconds every few calls.
             gc.freeze()
             try:
-                yield
+                async with app.state.runtime.recorder.running():
+                    yield
             finally:
                 store.close()
 
@@ -231,19 +234,16 @@ def _routes() -> APIRouter:
             cards = render_cards(findings, runtime.knowledge, context.patientId, today)
         metrics.count_cards(service.id, cards)
         _log_call(service, 200, started, gathered.unavailable, [c.source.topic.code for c in cards if c.source.topic])
-        # Recorded after the answer is sent: feedback on these cards can then quiet their topic.
-        record = BackgroundTask(runtime.store.cards.record, service.id, cards, patient_key, today)
-        return Response(
-            HookResponse(cards=cards).to_json_bytes(),
-            media_type="application/json",
-            background=record if cards else None,
-        )
+        # Recorded in the next batch: feedback on these cards can then quiet their topic.
+        runtime.recorder.add(service.id, cards, patient_key, today)
+        return Response(HookResponse(cards=cards).to_json_bytes(), media_type="application/json")
 
     @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
         runtime = _runtime(request)
         if service_id not in runtime.services:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
+        await runtime.recorder.flush()  # so an override here finds its card at once
         stored = await run_in_threadpool(
             runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
         )

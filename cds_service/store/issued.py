@@ -14,6 +14,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +28,25 @@ from .schema import feedback, issued_cards, patient_overrides
 log = logging.getLogger(__name__)
 
 
+IssuedRow = dict[str, Any]
+
+
+def issued_rows(service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> list[IssuedRow]:
+    """The ``issued_cards`` rows of one hook call's cards (those with a topic)."""
+    return [
+        {
+            "card_uuid": card.uuid,
+            "service_id": service_id,
+            "topic": card.source.topic.code,
+            "indicator": card.indicator,
+            "patient_key": patient_key,
+            "issued_on": issued_on,
+        }
+        for card in cards
+        if card.source.topic is not None
+    ]
+
+
 class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -34,21 +54,12 @@ class CardLedger:
     def record(
         self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date
     ) -> None:
-        """Remember who got which card. Runs after the answer was sent (a background task),
-        so it adds no latency; a failure costs only the snooze of these cards, never the call.
-        """
-        rows = [
-            {
-                "card_uuid": card.uuid,
-                "service_id": service_id,
-                "topic": card.source.topic.code,
-                "indicator": card.indicator,
-                "patient_key": patient_key,
-                "issued_on": issued_on,
-            }
-            for card in cards
-            if card.source.topic is not None
-        ]
+        """Remember who got which card (``record_rows`` of ``issued_rows``)."""
+        self.record_rows(issued_rows(service_id, cards, patient_key, issued_on))
+
+    def record_rows(self, rows: list[IssuedRow]) -> None:
+        """Store issued cards, of one call or of many, in one transaction. A failure costs only
+        the snooze of these cards, never a hook call: it is logged, not raised."""
         if not rows:
             return
         try:
