@@ -104,6 +104,7 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> int:
             port=port,
             workers=workers,
             log_level=log_level.lower(),
+            log_config=logs.config(log_level),
             access_log=False,
         )
     finally:

@@ -56,6 +56,36 @@ class _RecordFactory:
         return record
 
 
+class DefaultHookInstance(logging.Filter):
+    """For handlers: a record made before ``install`` (uvicorn's first lines) gets ``-``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "hookInstance"):
+            record.hookInstance = "-"
+        return True
+
+
+def config(level: str) -> dict[str, Any]:
+    """``logging.config.dictConfig`` of ``aimss-cds serve``, handed to uvicorn, which applies it
+    in every worker process (a configuration made in the parent alone does not reach them)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"hook": {"()": DefaultHookInstance}},
+        "formatters": {"aimss": {"format": FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "aimss",
+                "filters": ["hook"],
+            },
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {"uvicorn": {"propagate": True}, "uvicorn.access": {"propagate": True}},
+    }
+
+
 def install() -> None:
     """Idempotent: tag every record with ``hookInstance`` and guard the chatty libraries."""
     current = logging.getLogRecordFactory()

@@ -24,15 +24,16 @@ FEEDBACK = "/cds-services/aimss-patient-view/feedback"
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], tuple[subprocess.Popen, str]]]:
-    """Start ``aimss-cds serve`` on a free port; every process is killed at the end."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen, str]]]:
+    """Start ``aimss-cds serve`` on a free port, its output in ``server-<port>.log``; every
+    process is killed at the end."""
     processes: list[subprocess.Popen] = []
 
-    def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    def start(env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen, str]:
         port = _free_port()
         log = open(tmp_path / f"server-{port}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "cds_service", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", str(workers)],
             env=os.environ | {"AIMSS_LOG_LEVEL": "WARNING"} | env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -125,3 +126,24 @@ def test_a_killed_server_loses_no_acknowledged_feedback(serve, database_url):
     stored = [row["card_uuid"] for row in FeedbackLog(Database(database_url)).rows()]
     assert set(acknowledged) <= set(stored)
     assert len(stored) == len(set(stored)), "an item was stored twice"
+
+
+def test_every_worker_logs_its_hook_calls_in_the_service_format(serve, tmp_path):
+    """uvicorn starts workers as new processes: the log configuration must reach each of them."""
+    env = {"AIMSS_AUTH_DISABLED": "1", "AIMSS_LOG_LEVEL": "INFO",
+           "AIMSS_DATABASE_URL": f"sqlite:///{tmp_path}/aimss.db"}
+    process, base = serve(env, workers=2)
+    body = {"hook": "patient-view", "context": {"patientId": "p-1", "userId": "Practitioner/1"},
+            "prefetch": {key: None for key in ("medicationStatements", "medicationRequests")}}
+    for n in range(6):  # enough calls that both workers very likely answer some
+        response = httpx.post(base + "/cds-services/aimss-patient-view",
+                              json=body | {"hookInstance": f"hi-worker-{n}"}, timeout=10)
+        assert response.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+    (log,) = tmp_path.glob("server-*.log")
+    lines = log.read_text().splitlines()
+    for n in range(6):
+        assert any(f" INFO aimss_cds hookInstance=hi-worker-{n} hook service=aimss-patient-view status=200"
+                   in line for line in lines), f"no hook line for hi-worker-{n}"
+    assert not any("Logging error" in line for line in lines)
