@@ -13,9 +13,12 @@ Two engines over the same database, because not every write deserves the same pr
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError
@@ -47,7 +50,22 @@ class Database:
                 url, pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"}
             )
         self.dialect: str = self.durable.dialect.name
+        self._one_writer: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
         _create_tables(self.durable)
+
+    @contextlib.contextmanager
+    def writing(self, engine: Engine) -> Iterator[Connection]:
+        """A write transaction on ``engine`` (``durable`` or ``fast``).
+
+        SQLite has a single writer, and a connection that finds it busy sleeps in growing steps
+        (up to 100 ms) before trying again, so threads of one worker writing at once (a replay
+        check per call) starved each other for seconds. They queue on a lock here instead and
+        go as soon as the writer before them commits. PostgreSQL takes concurrent writers.
+        """
+        with self._one_writer, engine.begin() as connection:
+            yield connection
 
     def insert_ignoring_conflicts(self, table: Table, *key: str) -> Insert:
         return insert_ignoring_conflicts(self.dialect, table, *key)

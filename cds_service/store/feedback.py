@@ -31,7 +31,7 @@ class FeedbackLog:
         statement = self._db.insert_ignoring_conflicts(feedback, "dedup_key").returning(
             feedback.c.id  # rows come back only for items that were new
         )
-        with self._db.durable.begin() as connection:
+        with self._db.writing(self._db.durable) as connection:
             stored = len(connection.execute(statement, rows).all())
             overridden = [row["card_uuid"] for row in rows if row["outcome"] == "overridden"]
             if overridden:

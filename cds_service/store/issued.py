@@ -63,7 +63,7 @@ class CardLedger:
         if not rows:
             return
         try:
-            with self._db.fast.begin() as connection:
+            with self._db.writing(self._db.fast) as connection:
                 insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
                 connection.execute(insert, rows)
                 link_overrides(self._db, connection, [row["card_uuid"] for row in rows])

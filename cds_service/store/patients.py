@@ -33,7 +33,7 @@ class PatientKeys:
         create = database.insert_ignoring_conflicts(service_secrets, "name").values(
             name=_SECRET_NAME, value=secrets.token_hex(32)
         )
-        with database.durable.begin() as connection:
+        with database.writing(database.durable) as connection:
             connection.execute(create)
             stored = connection.execute(
                 select(service_secrets.c.value).where(service_secrets.c.name == _SECRET_NAME)

@@ -39,11 +39,11 @@ class DatabaseReplayGuard:
             .values(jti_hash=hashlib.sha256(jti.encode()).hexdigest(), expires_at=expires_at)
             .returning(seen_jti.c.jti_hash)  # a row back only if this call inserted it
         )
-        with self._db.fast.begin() as connection:
+        with self._db.writing(self._db.fast) as connection:
             first = connection.execute(statement).first() is not None
         now = self._now()
         if now - self._pruned_at >= PRUNE_INTERVAL_SECONDS:
             self._pruned_at = now
-            with self._db.fast.begin() as connection:
+            with self._db.writing(self._db.fast) as connection:
                 connection.execute(delete(seen_jti).where(seen_jti.c.expires_at < now))
         return first
