@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to each FHIR request")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
     parser.add_argument("--smoke", action="store_true", help="a few seconds in all, to check it works")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' logs and data for a look")
     args = parser.parse_args(argv)
     plan = Plan(
         clients=(1, 4) if args.smoke else tuple(int(c) for c in args.clients.split(",")),
@@ -85,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(plan, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True) if not os.environ.get("KEEP") else None
+        if args.keep:
+            print(f"servers' logs, databases and request bodies kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
@@ -260,9 +264,15 @@ def _measure(
     server: Server, clients: int, plan: Plan, bodies: list[Path], tokens: Callable[[float], Path] | None
 ) -> LoadResult:
     url = server.base_url + HOOK_PATH
-    if plan.warmup:
-        drive(url, clients, plan.warmup, bodies, tokens(plan.warmup) if tokens else None)
-    return drive(url, clients, plan.seconds, bodies, tokens(plan.seconds) if tokens else None)
+    try:
+        if plan.warmup:
+            drive(url, clients, plan.warmup, bodies, tokens(plan.warmup) if tokens else None)
+        return drive(url, clients, plan.seconds, bodies, tokens(plan.seconds) if tokens else None)
+    except RuntimeError as error:
+        state = "running" if server.process.poll() is None else f"exited ({server.process.returncode})"
+        raise RuntimeError(
+            f"{error}\n{server.name} is {state}; the end of its log:\n{server.log.read_text()[-3000:]}"
+        ) from error
 
 
 def _time_searches(base: str, templates: dict[str, str], patient_id: str) -> dict[str, float]:
