@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from sqlalchemy import create_engine, select
@@ -13,7 +14,8 @@ from cds_service.rules_config import SnoozeRules
 from cds_service.store import Database, FeedbackLog, Store
 from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
-from cds_service.store.schema import seen_jti
+from cds_service.store.database import engine_url
+from cds_service.store.schema import metadata, seen_jti
 
 DAY = date(2026, 11, 21)
 SNOOZE = SnoozeRules(reasons=("not-now", "already-addressed"), days=30)
@@ -146,3 +148,25 @@ def test_ready_says_knowledge_loaded_and_store_reachable(make_client, database_u
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_workers_starting_together_on_a_fresh_database_all_start(database_url, tmp_path):
+    """``serve --workers N`` starts its workers at once: each must come up on a database that
+    none of them has made yet (a worker failing its start-up makes uvicorn stop them all)."""
+    for round_ in range(5):
+        if database_url.startswith("sqlite"):
+            url = f"sqlite:///{tmp_path}/fresh-{round_}.db"
+        else:
+            url = database_url
+            engine = create_engine(engine_url(url))
+            metadata.drop_all(engine)
+            engine.dispose()
+        barrier = threading.Barrier(4)
+
+        def start() -> None:
+            barrier.wait()
+            Store(url).close()
+
+        with ThreadPoolExecutor(4) as pool:
+            for future in [pool.submit(start) for _ in range(4)]:
+                future.result()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,12 +87,19 @@ def insert_ignoring_conflicts(dialect: str, table: Table, *key: str) -> Insert:
     return insert(table).on_conflict_do_nothing(index_elements=list(key))
 
 
-def _create_tables(engine: Engine) -> None:
-    """Workers starting together on a fresh database may race to create a table: retry once."""
-    try:
-        metadata.create_all(engine)
-    except DatabaseError:
-        metadata.create_all(engine)
+def _create_tables(engine: Engine, attempts: int = 20) -> None:
+    """Workers starting together on a fresh database race to create the tables (and, on SQLite,
+    to switch the file to WAL): a loser gets "already exists" or "locked", waits a moment and
+    tries again, and then finds what the winner made. Without this a worker of
+    ``serve --workers N`` could fail its start-up, and uvicorn then stops every worker."""
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except DatabaseError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.02 * attempt)
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
