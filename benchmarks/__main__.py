@@ -67,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to each FHIR request")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument(
+        "--out", type=Path,
+        help="where the table goes (default benchmarks/results.md; .data/benchmark-smoke.md with --smoke)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a few seconds in all, to check it works")
     parser.add_argument("--keep", action="store_true", help="keep the servers' logs and data for a look")
     args = parser.parse_args(argv)
+    if args.out is None:  # a smoke run never overwrites the measured results
+        args.out = ROOT / (".data/benchmark-smoke.md" if args.smoke else "benchmarks/results.md")
     plan = Plan(
         clients=(1, 4) if args.smoke else tuple(int(c) for c in args.clients.split(",")),
         seconds=1 if args.smoke else args.seconds,
