@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from cds_service.store import Store
+from cds_service.store.issued import issued_rows
 from tests.test_store import card, item
 
 
@@ -24,9 +25,9 @@ def fill(database_url: str) -> None:
     today = datetime.now(UTC).date()
     long_ago = today - timedelta(days=40)
     view = "aimss-patient-view"
-    store.cards.record(view, [card("e-1", "exercise"), card("e-2", "exercise"), card("e-3", "exercise"),
-                              card("d-1", "duloxetine")], "pk-a", today)
-    store.cards.record(view, [card("e-old", "exercise")], "pk-b", long_ago)
+    store.cards.record_rows(issued_rows(view, [card("e-1", "exercise"), card("e-2", "exercise"), card("e-3", "exercise"),
+                              card("d-1", "duloxetine")], "pk-a", today))
+    store.cards.record_rows(issued_rows(view, [card("e-old", "exercise")], "pk-b", long_ago))
     store.feedback.add(view, [item("e-1", "accepted"), item("e-2", code="not-now"),
                               item("e-2", code="not-now", outcomeTimestamp="2026-11-21T13:30:00Z"),
                               item("d-1", code="patient-declined"), item("e-old", code="disagree"),

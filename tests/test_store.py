@@ -12,9 +12,10 @@ from cds_service.knowledge import OVERRIDE_SYSTEM
 from cds_service.protocol import Card, Coding, FeedbackItem, Source
 from cds_service.rules_config import SnoozeRules
 from cds_service.store import Database, FeedbackLog, Store
+from cds_service.store.database import engine_url
+from cds_service.store.issued import issued_rows
 from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
-from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata, seen_jti
 
 DAY = date(2026, 11, 21)
@@ -107,8 +108,8 @@ def test_patient_key_is_one_generated_secret_for_every_worker(database_url):
 
 def test_snoozed_topics_come_from_snoozing_overrides_of_the_patients_cards(database_url):
     store = Store(database_url)
-    store.cards.record("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY)
-    store.cards.record("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY)
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY))
     store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY)
     assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"exercise"}
     assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE) == frozenset()
@@ -121,13 +122,13 @@ def test_feedback_before_the_issued_record_still_snoozes(database_url):
     store = Store(database_url)
     store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY)
     assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
-    store.cards.record("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY)
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY))
     assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"hand-wrist"}
 
 
 def test_a_reason_of_another_code_system_does_not_snooze(database_url):
     store = Store(database_url)
-    store.cards.record("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY)
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY))
     other = FeedbackItem.model_validate({
         "card": "u-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T13:29:01Z",
         "overrideReason": {"reason": {"system": "http://example.org/override", "code": "not-now"}},

@@ -51,12 +51,6 @@ class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def record(
-        self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date
-    ) -> None:
-        """Remember who got which card (``record_rows`` of ``issued_rows``)."""
-        self.record_rows(issued_rows(service_id, cards, patient_key, issued_on))
-
     def record_rows(self, rows: list[IssuedRow]) -> None:
         """Store issued cards, of one call or of many, in one transaction. A failure costs only
         the snooze of these cards, never a hook call: it is logged, not raised."""
