@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from cds_service.fhirdata import bundle_resources, next_link
+from cds_service.fhirdata import bundle_resources, next_link, patient_of
 from cds_service.gather import render_template
 from cds_service.knowledge import load_knowledge
 from cds_service.services import PATIENT_VIEW, build_services
@@ -212,10 +212,9 @@ def _complete_prefetch(
     for key, template in templates.items():
         query = render_template(template, {"patientId": patient_id, "userId": "Practitioner/bench"})
         assert query is not None
-        resources = [
-            r for r in _search(client, f"{base}/{query}")
-            if r.get("subject", r.get("patient", {})).get("reference") == f"Patient/{patient_id}"
-        ]  # sekmet ignores ?patient= on some types (see cds_service.gather)
+        resources = [  # sekmet ignores ?patient= on some types (see cds_service.gather)
+            r for r in _search(client, f"{base}/{query}") if patient_of(r) == patient_id
+        ]
         prefetch[key] = {
             "resourceType": "Bundle",
             "type": "searchset",

@@ -64,6 +64,17 @@ def reference_key(resource: Resource) -> str | None:
     return None
 
 
+def patient_of(resource: Resource) -> str | None:
+    """The id of the Patient a resource is about (``subject`` or ``patient``), if it names one."""
+    for name in ("subject", "patient"):
+        value = resource.get(name)
+        reference = value.get("reference") if isinstance(value, Mapping) else None
+        parts = reference.rstrip("/").split("/") if isinstance(reference, str) else []
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+    return None
+
+
 def bundle_resources(bundle: Resource) -> Iterator[Resource]:
     entries = bundle.get("entry")
     for entry in entries if isinstance(entries, list) else []:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from .fhir_client import FhirClient, FhirError
-from .fhirdata import bundle_resources, is_error_outcome, next_link
+from .fhirdata import bundle_resources, is_error_outcome, next_link, patient_of
 from .protocol import HookRequest
 
 log = logging.getLogger(__name__)
@@ -124,22 +124,11 @@ def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
     if not isinstance(patient_id, str):
         return
     for key, found in gathered.resources.items():
-        kept = [r for r in found if _patient_of(r) in (None, patient_id)]
+        kept = [r for r in found if patient_of(r) in (None, patient_id)]
         if len(kept) != len(found):
             dropped = len(found) - len(kept)
             log.warning("dropped %d resources of other patients from key %s", dropped, key)
             gathered.resources[key] = kept
-
-
-def _patient_of(resource: Mapping[str, Any]) -> str | None:
-    """The id of the Patient a resource is about (``subject`` or ``patient``), if it names one."""
-    for name in ("subject", "patient"):
-        value = resource.get(name)
-        reference = value.get("reference") if isinstance(value, Mapping) else None
-        parts = reference.rstrip("/").split("/") if isinstance(reference, str) else []
-        if len(parts) >= 2 and parts[-2] == "Patient":
-            return parts[-1]
-    return None
 
 
 async def _fetch_missing(
