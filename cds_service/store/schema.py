@@ -47,7 +47,7 @@ issued_cards = Table(
     Column("service_id", String(100), nullable=False),
     Column("topic", String(100), nullable=False),
     Column("indicator", String(20), nullable=False),
-    Column("patient_key", String(64), nullable=False, index=True),
+    Column("patient_key", String(64), nullable=False),  # read through patient_overrides
     Column("issued_on", Date, nullable=False, index=True),
 )
 
