@@ -128,7 +128,10 @@ def run(plan: Plan, work: Path) -> str:
         servers.append(open_service)
         service = _start_service(work, "service-jwt-on", plan.workers, issuers)
         servers.append(service)
-        topics = {server.name: _check(server, bodies[0], signer) for server in (floor, open_service, service)}
+        topics = {
+            server.name: _check(server, bodies[0], signer if server is service else None)
+            for server in (floor, open_service, service)
+        }
 
         rows: list[tuple[str, LoadResult, LoadResult]] = []
         for clients in plan.clients:
@@ -251,13 +254,12 @@ def _write(path: Path, document: dict[str, Any]) -> Path:
     return path
 
 
-def _check(server: Server, body: Path, signer: Signer) -> list[str]:
+def _check(server: Server, body: Path, signer: Signer | None) -> list[str]:
     """One call before the load: it must answer 200 with cards, or the figures would mean nothing."""
     url = server.base_url + HOOK_PATH
     headers = {"Content-Type": "application/json"}
-    if server.name == "service-jwt-on":
-        token = signer.write_tokens(body.with_suffix(".token"), url, 1).read_text().strip()
-        headers["Authorization"] = f"Bearer {token}"
+    if signer is not None:
+        headers["Authorization"] = f"Bearer {signer.token(url)}"
     response = httpx.post(url, content=body.read_bytes(), headers=headers, timeout=10)
     if response.status_code != 200 or not response.json().get("cards"):
         raise RuntimeError(f"{server.name} answered {response.status_code}: {response.text[:500]}")

@@ -50,16 +50,15 @@ class Signer:
         path.write_text(json.dumps({"issuers": [{"iss": ISSUER, "jwks": {"keys": [jwk]}}]}))
         return path
 
-    def write_tokens(self, path: Path, audience: str, count: int) -> Path:
-        """``count`` tokens for one URL, each with its own ``jti``, valid for ten minutes."""
+    def token(self, audience: str) -> str:
+        """A JWT for one URL with its own ``jti``, valid for ten minutes."""
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 600}
-        tokens = (
-            jwt.encode(claims | {"jti": str(uuid.uuid4())}, self.key, algorithm="RS384",
-                       headers={"kid": "bench"})
-            for _ in range(count)
-        )
-        path.write_text("\n".join(tokens) + "\n")
+        claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4())}
+        return jwt.encode(claims, self.key, algorithm="RS384", headers={"kid": "bench"})
+
+    def write_tokens(self, path: Path, audience: str, count: int) -> Path:
+        """``count`` tokens for one URL, one a line, for wrk."""
+        path.write_text("".join(self.token(audience) + "\n" for _ in range(count)))
         return path
 
 
