@@ -140,6 +140,29 @@ def test_a_drafted_order_gets_its_order_select_card(page: Page) -> None:
     assert "card--critical" in found["serm-with-ai"]
 
 
+def draft(page: Page, draft_id: str) -> None:
+    """Pick a sandbox draft and select it: it joins the order set and order-select fires."""
+    page.select_option("#draft-select", draft_id)
+    page.click("#draft-button")
+    page.wait_for_selector(f'#order-set li[data-draft-id="{draft_id}"]', timeout=5_000)
+    page.wait_for_selector('#os-cards[data-state="done"]', timeout=15_000)
+
+
+def test_drafts_join_the_order_set_and_order_select_checks_the_new_one(page: Page) -> None:
+    open_patient(page, "aimss-no-dxa")
+    draft(page, "draft-raloxifene")
+    draft(page, "draft-estradiol")
+    assert page.eval_on_selector_all("#order-set li", "items => items.map(i => i.dataset.draftId)") == [
+        "draft-raloxifene", "draft-estradiol"]
+    assert set(cards_in(page, "#os-cards")) == {"estrogen-with-ai"}
+
+    page.click('#order-set li[data-draft-id="draft-raloxifene"] .remove-draft')
+    assert page.get_attribute("#order-set", "data-count") == "1"
+    open_patient(page, "aimss-no-dxa")
+    assert page.get_attribute("#order-set", "data-count") == "0"
+    assert page.is_disabled("#sign-button")
+
+
 def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> None:
     open_patient(page, "aimss-no-dxa")
     page.select_option("#draft-select", "draft-raloxifene")
