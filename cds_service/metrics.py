@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .protocol import Card, FeedbackItem
+from cds_service.hooks.protocol import Card, FeedbackItem
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

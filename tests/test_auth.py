@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from cds_service.auth import (
+from cds_service.web.auth.jwt import (
     AuthError,
     Claims,
     InMemoryReplayGuard,

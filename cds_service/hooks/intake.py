@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from .facts import PatientFacts, extract_facts
-from .gather import Gathered
-from .knowledge import Knowledge
-from .services import CdsService
+from cds_service.clinical.facts import PatientFacts, extract_facts
+from cds_service.fhir.gather import Gathered
+from cds_service.knowledge.loader import Knowledge
+from cds_service.hooks.services import CdsService
 
 MALFORMED_DATA = (AttributeError, TypeError, ValueError, KeyError)
 """What the pure core raises on wrongly typed FHIR JSON."""

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from .fhir_client import FhirClient, FhirError
-from .fhirdata import bundle_resources, is_error_outcome, next_link, patient_of
-from .protocol import HookRequest
+from cds_service.fhir.client import FhirClient, FhirError
+from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link, patient_of
+from cds_service.hooks.protocol import HookRequest
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,15 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import logs, metrics
-from .alert_fatigue import without_quieted
-from .auth import AuthError, JwtVerifier, KeyResolver, load_trusted_issuers
-from .card_recorder import CardRecorder
-from .cards import render_cards
-from .gather import FhirAccess, gather
-from .intake import MALFORMED_DATA, read_facts
-from .knowledge import OVERRIDE_SYSTEM, Knowledge, load_knowledge
-from .protocol import (
+from cds_service import logs, metrics
+from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.web.auth.jwt import AuthError, JwtVerifier, KeyResolver, load_trusted_issuers
+from cds_service.hooks.card_recorder import CardRecorder
+from cds_service.clinical.cards import render_cards
+from cds_service.fhir.gather import FhirAccess, gather
+from cds_service.hooks.intake import MALFORMED_DATA, read_facts
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge, load_knowledge
+from cds_service.hooks.protocol import (
     Discovery,
     FeedbackRequest,
     HookRequest,
@@ -41,10 +41,10 @@ from .protocol import (
     describe_validation_errors,
     operation_outcome,
 )
-from .public_sandbox import with_public_sandbox
-from .services import CdsService, build_services
-from .settings import Settings
-from .store import Store
+from cds_service.web.auth.public_sandbox import with_public_sandbox
+from cds_service.hooks.services import CdsService, build_services
+from cds_service.settings import Settings
+from cds_service.store import Store
 
 log = logging.getLogger("aimss_cds")
 
