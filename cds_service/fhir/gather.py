@@ -49,9 +49,6 @@ class Gathered:
     unavailable: dict[str, str] = field(default_factory=dict)
     fetched: set[str] = field(default_factory=set)
 
-    def all_resources(self) -> list[dict[str, Any]]:
-        return [resource for found in self.resources.values() for resource in found]
-
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
     """Fill CDS Hooks 2.0 prefetch tokens; ``None`` when a token has no value in this call."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from cds_service.web.auth.jwt import TrustedIssuer
+from cds_service.web.auth.issuers import TrustedIssuer
 from pathlib import Path
 
 PUBLIC_SANDBOX_ISS = "https://sandbox.cds-hooks.org"
