@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 
 from cds_service.clinical.dates import months_before
-from cds_service.clinical.facts import PAIN, drafted_orders, extract_facts
+from cds_service.clinical.facts import extract_facts
+from cds_service.clinical.facts.medications import drafted_orders
+from cds_service.clinical.facts.model import DataSource
 from cds_service.clinical.rules.order_select import evaluate_order_select
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from sandbox.synthetic import (
@@ -18,6 +20,7 @@ from sandbox.synthetic import (
 )
 from tests.conftest import TODAY
 
+PAIN = DataSource.PAIN
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 P = "golden"
 _ids = iter(range(10_000))
