@@ -230,7 +230,7 @@ def is_verified(concept: Mapping[str, Any]) -> bool:
         if extension.get("url") == VERIFICATION_EXTENSION:
             for part in extension.get("extension", []):
                 if part.get("url") == "status":
-                    return part.get("valueCode") != "unverified"
+                    return bool(part.get("valueCode") != "unverified")
     return True
 
 
@@ -313,7 +313,8 @@ def _parse_toml(text: str, path: Path) -> dict[str, Any]:
 def _toml_comments(text: str) -> dict[tuple[str, str], str]:
     """The comment lines written just above each key of the shipped rules file (its meaning)."""
     meanings: dict[tuple[str, str], str] = {}
-    section, comments, previous = "", [], ""
+    comments: list[str] = []
+    section, previous = "", ""
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("["):

@@ -163,7 +163,7 @@ def _topic(
     code = concept["code"]
     out = [f"## {number}. `{code}`: {concept['display']}", ""]
     if action is None:
-        return out + ["*No PlanDefinition action for this topic: the service never sends it.*", ""]
+        return [*out, "*No PlanDefinition action for this topic: the service never sends it.*", ""]
     out += [f"**Card:** {action.get('title', concept['display'])}", ""]
     if action.get("description"):
         out += [action["description"], ""]
@@ -243,7 +243,8 @@ def _hooks(action: Mapping[str, Any]) -> list[str]:
 
 def _action_type(action: Mapping[str, Any]) -> str | None:
     for coding in action.get("type", {}).get("coding", []):
-        return coding.get("code")
+        code = coding.get("code")
+        return code if isinstance(code, str) else None
     return None
 
 
@@ -270,7 +271,7 @@ def _thresholds(
         elif key not in shipped:
             shown += " (site only)"
         out.append(f"| `{key}` | {shown} | {_cell(meanings.get((section, key), ''))} |")
-    return out + [""]
+    return [*out, ""]
 
 
 def format_value(value: Any) -> str:
@@ -340,7 +341,7 @@ def _valuesets(by_url: Mapping[str, Resource]) -> list[str]:
             f"| {SYSTEM_NAMES.get(system, system)} | `{code}` | {_cell(entry['display'])} | "
             f"{', '.join(f'`{s}`' for s in entry['sets'])} | {_cell(entry['source'])} |"
         )
-    return out + [""]
+    return [*out, ""]
 
 
 def _expand(
@@ -408,7 +409,7 @@ def _questionnaire(by_url: Mapping[str, Resource]) -> list[str]:
         if "minValue" in bounds and "maxValue" in bounds:
             answer += f" {bounds['minValue']}-{bounds['maxValue']}"
         out.append(f"| `{item['linkId']}` | {_cell(item.get('text', ''))} | {answer} |")
-    return out + [""]
+    return [*out, ""]
 
 
 def _leaf_items(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
