@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import (
+from cds_service.clinical.facts import (
     BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS, MEDICATIONS, PAIN, PatientFacts, drafted_orders,
 )
-from .order_rules import evaluate_order_select
-from .findings import Finding
-from .knowledge import Knowledge
-from .protocol import OrderSelectContext, PatientViewContext, ServiceDescription
-from .rules import evaluate_patient_view
+from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.findings import Finding
+from cds_service.knowledge.loader import Knowledge
+from cds_service.hooks.protocol import OrderSelectContext, PatientViewContext, ServiceDescription
+from cds_service.clinical.rules.patient_view import evaluate_patient_view
 
 PATIENT_VIEW = "aimss-patient-view"
 ORDER_SELECT = "aimss-order-select"

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import date
 
-from .activities import instantiate
-from .findings import Finding, Order
-from .knowledge import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge, Recommendation
-from .protocol import Action, Card, Coding, Source, Suggestion
+from cds_service.clinical.activities import instantiate
+from cds_service.clinical.findings import Finding, Order
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge, Recommendation
+from cds_service.hooks.protocol import Action, Card, Coding, Source, Suggestion
 
 NewId = Callable[[], str]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .dates import months_before
-from .facts import AROMATASE_INHIBITORS, BONE_DENSITY, DraftedOrder, MedicationUse, PatientFacts
-from .findings import Finding, Indicator, Order
-from .knowledge import Knowledge
-from .rules import ANALGESICS, aimss_evidence, data_incomplete, describe
+from cds_service.clinical.dates import months_before
+from cds_service.clinical.facts import AROMATASE_INHIBITORS, BONE_DENSITY, DraftedOrder, MedicationUse, PatientFacts
+from cds_service.clinical.findings import Finding, Indicator, Order
+from cds_service.knowledge.loader import Knowledge
+from cds_service.clinical.rules.patient_view import ANALGESICS, aimss_evidence, data_incomplete, describe
 
 OrderRule = Callable[[PatientFacts, Knowledge, tuple[DraftedOrder, ...]], Finding | None]
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .dates import months_before
-from .fhirdata import Resource, codings, concept_text, first_date, reference_key
-from .knowledge import CodeMatch, Knowledge
+from cds_service.clinical.dates import months_before
+from cds_service.fhir.resources import Resource, codings, concept_text, first_date, reference_key
+from cds_service.knowledge.loader import CodeMatch, Knowledge
 
 # Data sources, named as a clinician would read them on a "data incomplete" card.
 MEDICATIONS = "medications"

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from .dates import months_before, whole_months_between
-from .facts import (
+from cds_service.clinical.dates import months_before, whole_months_between
+from cds_service.clinical.facts import (
     AI_INGREDIENTS, AROMATASE_INHIBITORS, BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS,
     MEDICATIONS, PAIN, BoneDensityTest, Measurement, MedicationUse, PatientFacts, Record,
 )
-from .findings import Finding, Order
-from .knowledge import Knowledge
+from cds_service.clinical.findings import Finding, Order
+from cds_service.knowledge.loader import Knowledge
 
 Rule = Callable[[PatientFacts, Knowledge], Finding | None]
 Evidence = MedicationUse | BoneDensityTest | Measurement | Record
