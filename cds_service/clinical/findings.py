@@ -29,3 +29,8 @@ class Finding:
     advice: str
     orders: tuple[Order, ...] = ()
     unverified_codes: tuple[str, ...] = ()
+    draft: str | None = None
+    """Order-time findings: the identity of the draft they are about (one card per topic and
+    draft; ``DraftedOrder.identity``)."""
+    choose_one: bool = False
+    """The suggestions are alternatives (remove the draft, or order another drug instead)."""

@@ -141,6 +141,15 @@ class PatientFacts:
     def ever(self, group: str) -> tuple[MedicationUse, ...]:
         return tuple(m for m in self.medications if m.belongs_to(group))
 
+    def stopped_within(self, group: str, days: int) -> tuple[MedicationUse, ...]:
+        """Not current, with an end date in the last ``days`` days (both ends counted): a washout
+        window read from end dates. A use with no end date cannot be placed and is not counted."""
+        return tuple(
+            m for m in self.medications
+            if not m.is_current and m.belongs_to(group) and m.end is not None
+            and 0 <= (self.today - m.end).days <= days
+        )
+
     def has(self, group: str) -> tuple[Record, ...]:
         """Active conditions and interventions in a value set."""
         return tuple(f for f in (*self.conditions, *self.interventions) if group in f.groups)
@@ -509,22 +518,34 @@ def _unverified(matches: Iterable[CodeMatch]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DraftedOrder:
-    """A selected order-select draft whose drug is in one of the value sets."""
+    """A draft order whose drug is in one of the value sets."""
 
     resource_id: str
     name: str
     groups: frozenset[str]
     unverified_codes: tuple[str, ...]
+    drug: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """The draft as the same draft across hook calls: its reference and its drug. The public
+        sandbox gives every draft the id ``request-123``, so the id alone would not tell a
+        raloxifene draft from the estradiol that replaced it."""
+        return f"{self.resource_id}|{','.join(self.drug)}"
 
 
 def drafted_orders(
-    entries: Iterable[Mapping[str, Any]], selections: Iterable[str], knowledge: Knowledge
+    entries: Iterable[Mapping[str, Any]], selections: Iterable[str] | None, knowledge: Knowledge
 ) -> tuple[DraftedOrder, ...]:
-    selected = set(selections)
+    """The drafts with a drug we know: those in ``selections`` (order-select), or every draft
+    when there are none to select from (order-sign signs them all)."""
+    selected = None if selections is None else set(selections)
     drafts = []
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping) or reference_key(resource) not in selected:
+        if not isinstance(resource, Mapping):
+            continue
+        if selected is not None and reference_key(resource) not in selected:
             continue
         concept = resource.get("medicationCodeableConcept")
         matches = knowledge.matches(codings(concept))
@@ -532,5 +553,6 @@ def drafted_orders(
             drafts.append(DraftedOrder(
                 str(reference_key(resource)), concept_text(concept) or matches[0].display,
                 frozenset(m.valueset for m in matches), _unverified(matches),
+                tuple(sorted({f"{m.system}|{m.code}" for m in matches})),
             ))
     return tuple(drafts)
