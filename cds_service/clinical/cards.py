@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
+from typing import Literal
 
 from cds_service.clinical.activities import instantiate
 from cds_service.clinical.facts.model import DataSource
@@ -36,12 +37,24 @@ def render_cards(
     today: date,
     new_id: NewId = new_uuid,
 ) -> list[Card]:
-    """One card per topic, most urgent first (critical, warning, info)."""
-    cards: dict[str, Card] = {}
+    """One card per topic (per topic and draft at order time), most urgent first."""
+    return [card for _, card in render_findings(findings, knowledge, patient_id, today, new_id)]
+
+
+def render_findings(
+    findings: Iterable[Finding],
+    knowledge: Knowledge,
+    patient_id: str,
+    today: date,
+    new_id: NewId = new_uuid,
+) -> list[tuple[Finding, Card]]:
+    """Each card with the finding it shows: the record of an order-time card needs its draft."""
+    cards: dict[tuple[str, str | None], tuple[Finding, Card]] = {}
     for finding in findings:
-        if finding.topic not in cards:
-            cards[finding.topic] = _card(finding, knowledge, patient_id, today, new_id)
-    return sorted(cards.values(), key=lambda card: _URGENCY[card.indicator])
+        key = (finding.topic, finding.draft)
+        if key not in cards:
+            cards[key] = (finding, _card(finding, knowledge, patient_id, today, new_id))
+    return sorted(cards.values(), key=lambda pair: _URGENCY[pair[1].indicator])
 
 
 _URGENCY = {"critical": 0, "warning": 1, "info": 2}
@@ -66,7 +79,7 @@ def _card(
             ),
         ),
         suggestions=suggestions or None,
-        selectionBehavior=_selection_behavior(suggestions),
+        selectionBehavior=_selection_behavior(suggestions, finding.choose_one),
         overrideReasons=[
             Coding(system=OVERRIDE_SYSTEM, code=code, display=display)
             for code, display in knowledge.override_reasons
@@ -74,11 +87,14 @@ def _card(
     )
 
 
-def _selection_behavior(suggestions: list[Suggestion]) -> str | None:
-    """Independent suggestions may be taken together; a single one is taken or not."""
+def _selection_behavior(
+    suggestions: list[Suggestion], choose_one: bool
+) -> Literal["any", "at-most-one"] | None:
+    """Independent suggestions may be taken together; alternatives (remove the draft, or order
+    another drug instead) and a single suggestion are taken or not."""
     if not suggestions:
         return None
-    return "any" if len(suggestions) > 1 else "at-most-one"
+    return "any" if len(suggestions) > 1 and not choose_one else "at-most-one"
 
 
 def _detail(finding: Finding, recommendation: Recommendation) -> str:
@@ -108,7 +124,7 @@ def _suggestion(
     order: Order, knowledge: Knowledge, patient_id: str, today: date, new_id: NewId
 ) -> Suggestion:
     actions = [
-        Action(type="delete", description=f"Remove the draft order {resource_id}", resourceId=resource_id)
+        Action(type="delete", description="Remove the drafted order", resourceId=resource_id)
         for resource_id in order.deletes
     ]
     for activity_id in order.activities:

@@ -33,3 +33,8 @@ class Finding:
     unverified_codes: tuple[str, ...] = ()
     unreadable: frozenset[DataSource] = frozenset()
     """Data sources that could not be read; the card names them, in words, before the evidence."""
+    draft: str | None = None
+    """Order-time findings: the identity of the draft they are about (one card per topic and
+    draft; ``DraftedOrder.identity``)."""
+    choose_one: bool = False
+    """The suggestions are alternatives (remove the draft, or order another drug instead)."""

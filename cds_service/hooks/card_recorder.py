@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.hooks.protocol import Card
-from cds_service.store.issued import CardLedger, IssuedRow, issued_rows
+from cds_service.store.issued import CardLedger, IssuedRow, issued_rows, order_card_rows
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,22 @@ class CardRecorder:
         self._ledger = ledger
         self._interval = interval
         self._pending: list[IssuedRow] = []
+        self._pending_drafts: list[IssuedRow] = []
 
     def add(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
         self._pending += issued_rows(service_id, cards, patient_key, issued_on)
 
+    def add_drafts(
+        self, hook: str, drafted: Sequence[tuple[Card, str]], patient_key: str, issued_at: datetime
+    ) -> None:
+        """Order-time cards with the identity of their draft, for order-sign's no-repeat."""
+        self._pending_drafts += order_card_rows(hook, drafted, patient_key, issued_at)
+
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
-        if batch:
-            await run_in_threadpool(self._ledger.record_rows, batch)
+        drafts, self._pending_drafts = self._pending_drafts, []
+        if batch or drafts:
+            await run_in_threadpool(self._ledger.record_rows, batch, drafts)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CardRecorder]:

@@ -1,7 +1,7 @@
 """One hook call as named steps, from the parsed request to the cards. Nothing here knows HTTP.
 
-validate context -> needs data -> gather -> read facts -> evaluate rules -> drop quieted ->
-render cards -> record. Each step returns what it produces; none edits another's result. The
+validate context -> needs data -> gather -> read facts -> evaluate rules -> (order-sign: drop
+what was overridden at order-select) -> drop quieted -> render cards -> record. Each step returns what it produces; none edits another's result. The
 route turns the ``HookResult`` into a response.
 
 Only the facts step tolerates malformed client data (``intake``). Any other exception in a step
@@ -16,15 +16,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
 from cds_service import metrics
-from cds_service.clinical.cards import render_cards
+from cds_service.clinical.cards import render_findings
 from cds_service.fhir.gather import FhirAccess, gather
-from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.hooks.alert_fatigue import without_overridden_at_selection, without_quieted
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
@@ -53,6 +53,8 @@ class HookEnvironment(Protocol):
     def fhir(self) -> FhirAccess: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def now(self) -> Callable[[], datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -114,16 +116,27 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
     with _step(service, "rules"):
         findings = service.evaluate(intake.facts, env.knowledge, context)
     patient_key = env.store.patients.key(request.fhirServer, context.patientId)
+    now = env.now()
+    if service.hook == "order-sign":
+        with _step(service, "no-repeat"):
+            findings = await without_overridden_at_selection(
+                findings, env.store.cards, patient_key, now, env.knowledge.rules.order_sign
+            )
     with _step(service, "snooze"):
         shown = await without_quieted(
             findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today)
+        rendered = render_findings(shown, env.knowledge, context.patientId, today)
+    cards = [card for _, card in rendered]
     metrics.count_cards(service.id, cards)
-    # Recorded in the next batch: feedback on these cards can then quiet their topic.
+    # Recorded in the next batch: feedback on these cards can then quiet their topic, and an
+    # override at order-select can keep its draft's card from repeating at signing.
     with _step(service, "record", timed=False):
         env.recorder.add(service.id, cards, patient_key, today)
+        drafted = [(card, finding.draft) for finding, card in rendered if finding.draft]
+        if drafted:
+            env.recorder.add_drafts(service.hook, drafted, patient_key, now)
     return HookResult("cards", cards=cards, unavailable=intake.unavailable)
 
 

@@ -75,6 +75,18 @@ class AiStartBoneHealthRules(_Section):
     dxa_interval_months: int = Field(gt=0)
 
 
+class SerotonergicRules(_Section):
+    maoi_washout_days: int = Field(ge=0)
+    duloxetine_washout_days: int = Field(ge=0)
+
+
+class OrderSignRules(_Section):
+    """order-sign leaves out a safety card overridden at order-select for the same draft within
+    this many hours (the ordering session)."""
+
+    no_repeat_hours: float = Field(ge=0)
+
+
 class SnoozeRules(_Section):
     """Alert fatigue: which override reasons quiet a topic for a patient, and for how long."""
 
@@ -95,6 +107,8 @@ class RulesConfig(_Section):
     switch_therapy: SwitchTherapyRules = Field(alias="switch-therapy")
     red_flags: RedFlagsRules = Field(alias="red-flags")
     ai_start_bone_health: AiStartBoneHealthRules = Field(alias="ai-start-bone-health")
+    serotonergic_interaction: SerotonergicRules = Field(alias="serotonergic-interaction")
+    order_sign: OrderSignRules = Field(alias="order-sign")
     snooze: SnoozeRules
 
 

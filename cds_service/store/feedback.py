@@ -25,9 +25,16 @@ class FeedbackLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def add(self, service_id: str, items: Iterable[FeedbackItem], received_on: date) -> int:
-        """Store every item in one transaction; a duplicate of a stored item is ignored."""
-        received_at = datetime.now(UTC)
+    def add(
+        self,
+        service_id: str,
+        items: Iterable[FeedbackItem],
+        received_on: date,
+        received_at: datetime | None = None,
+    ) -> int:
+        """Store every item in one transaction; a duplicate of a stored item is ignored.
+        ``received_at`` is the service's clock (injected in tests); it defaults to now, UTC."""
+        received_at = received_at or datetime.now(UTC)
         rows = [_row(service_id, item, received_at, received_on) for item in items]
         statement = self._db.insert_ignoring_conflicts(feedback, "dedup_key").returning(
             feedback.c.id  # rows come back only for items that were new

@@ -11,9 +11,10 @@ configuration applies at once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
@@ -24,7 +25,7 @@ from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
-from .schema import feedback, issued_cards, patient_overrides
+from .schema import feedback, issued_cards, order_card_drafts, patient_overrides
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,68 @@ def issued_rows(service_id: str, cards: Sequence[Card], patient_key: str, issued
     ]
 
 
+def draft_key(identity: str) -> str:
+    """A draft's stored identity: a hash, so no order id or drug is kept in the clear."""
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def order_card_rows(
+    hook: str, drafted: Sequence[tuple[Card, str]], patient_key: str, issued_at: datetime
+) -> list[IssuedRow]:
+    """The ``order_card_drafts`` rows of one order-time call: each card with its draft."""
+    return [
+        {
+            "card_uuid": card.uuid,
+            "hook": hook,
+            "patient_key": patient_key,
+            "topic": card.source.topic.code,
+            "draft_key": draft_key(draft),
+            "issued_at": issued_at,
+        }
+        for card, draft in drafted
+        if card.source.topic is not None
+    ]
+
+
 class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def record_rows(self, rows: list[IssuedRow]) -> None:
-        """Store issued cards, of one call or of many, in one transaction. A failure costs only
-        the snooze of these cards, never a hook call: it is logged, not raised."""
-        if not rows:
+    def record_rows(self, rows: list[IssuedRow], draft_rows: Sequence[IssuedRow] = ()) -> None:
+        """Store issued cards (and the drafts of order-time cards), of one call or of many, in
+        one transaction. A failure costs only the snooze and the no-repeat of these cards, never
+        a hook call: it is logged, not raised."""
+        if not rows and not draft_rows:
             return
         try:
             with self._db.writing(self._db.fast) as connection:
-                insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
-                connection.execute(insert, rows)
-                link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
+                if rows:
+                    insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
+                    connection.execute(insert, rows)
+                    link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
+                if draft_rows:
+                    insert = self._db.insert_ignoring_conflicts(order_card_drafts, "card_uuid")
+                    connection.execute(insert, list(draft_rows))
         except SQLAlchemyError as error:
             log.error("issued cards not recorded: %s", type(error).__name__)
+
+    def overridden_at_selection(self, patient_key: str, since: datetime) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of this patient's order-select cards overridden with a reason
+        (any reason, any code system) received since ``since``."""
+        query = (
+            select(order_card_drafts.c.topic, order_card_drafts.c.draft_key)
+            .distinct()
+            .join(feedback, feedback.c.card_uuid == order_card_drafts.c.card_uuid)
+            .where(
+                order_card_drafts.c.patient_key == patient_key,
+                order_card_drafts.c.hook == "order-select",
+                feedback.c.outcome == "overridden",
+                feedback.c.override_code.is_not(None),
+                feedback.c.received_at >= since,
+            )
+        )
+        with self._db.fast.connect() as connection:
+            return frozenset((row.topic, row.draft_key) for row in connection.execute(query))
 
     def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
         if rules.days <= 0 or not rules.reasons:

@@ -38,14 +38,23 @@ log = logging.getLogger("aimss_cds")
 logs.install()
 
 Clock = Callable[[], date]
+Now = Callable[[], datetime]
 
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) -> FastAPI:
-    """Build the service; knowledge and configuration problems raise here, before serving."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_today, now: Now = utc_now
+) -> FastAPI:
+    """Build the service; knowledge and configuration problems raise here, before serving.
+    ``clock`` gives the date the rules read; ``now`` the instant that order-sign's no-repeat
+    window and received feedback are timed by (both injected in tests)."""
     settings = settings or Settings()
     knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
     issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
@@ -79,6 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
                     max_pages=settings.fhir_max_pages,
                 ),
                 clock=clock,
+                now=now,
             )
             # What start-up built (knowledge, models, libraries) lives as long as the worker.
             # Frozen, it is skipped by the collector's full passes, which otherwise walk it all

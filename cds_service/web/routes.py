@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -41,6 +41,7 @@ class Runtime:
     verifier: JwtVerifier | None
     fhir: FhirAccess
     clock: Callable[[], date]
+    now: Callable[[], datetime]
 
 
 # The HTTP status and OperationOutcome code of each outcome that is not cards.
@@ -114,7 +115,7 @@ def routes() -> APIRouter:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         await runtime.recorder.flush()  # so an override here finds its card at once
         stored = await run_in_threadpool(
-            runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
+            runtime.store.feedback.add, service_id, body.feedback, runtime.clock(), runtime.now()
         )
         metrics.count_feedback(
             service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)

@@ -119,6 +119,15 @@ class PatientFacts:
     def ever(self, group: str) -> tuple[MedicationUse, ...]:
         return tuple(m for m in self.medications if m.belongs_to(group))
 
+    def stopped_within(self, group: str, days: int) -> tuple[MedicationUse, ...]:
+        """Not current, with an end date in the last ``days`` days (both ends counted): a washout
+        window read from end dates. A use with no end date cannot be placed and is not counted."""
+        return tuple(
+            m for m in self.medications
+            if not m.is_current and m.belongs_to(group) and m.end is not None
+            and 0 <= (self.today - m.end).days <= days
+        )
+
     def has(self, group: str) -> tuple[Record, ...]:
         """Active conditions and interventions in a value set."""
         return tuple(f for f in (*self.conditions, *self.interventions) if group in f.groups)
@@ -147,12 +156,20 @@ class PatientFacts:
 
 @dataclass(frozen=True)
 class DraftedOrder:
-    """A selected order-select draft whose drug is in one of the value sets."""
+    """A draft order whose drug is in one of the value sets."""
 
     resource_id: str
     name: str
     groups: frozenset[str]
     unverified_codes: tuple[str, ...]
+    drug: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """The draft as the same draft across hook calls: its reference and its drug. The public
+        sandbox gives every draft the id ``request-123``, so the id alone would not tell a
+        raloxifene draft from the estradiol that replaced it."""
+        return f"{self.resource_id}|{','.join(self.drug)}"
 
 
 Coded = tuple[Resource, tuple[CodeMatch, ...]]

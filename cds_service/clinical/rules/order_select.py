@@ -1,8 +1,15 @@
-"""order-select recommendations: the drafted drug checked against the chart (DESIGN §4)."""
+"""Order-time recommendations: each drafted drug checked against the chart (DESIGN §4).
+
+order-select runs every rule on the drafts the clinician selected; order-sign runs only the
+safety rules, on every draft being signed. A safety rule gives one finding per draft it
+concerns (one card per topic and draft), naming the drafted drug, never its resource id.
+Suggestions are each complete alone, because clients may apply only one action of a
+suggestion: "Remove the draft" deletes it; "Order <alternative> instead" creates another.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from cds_service.clinical.dates import months_before
 from cds_service.clinical.facts.model import (
@@ -12,7 +19,7 @@ from cds_service.clinical.facts.model import (
     MedicationUse,
     PatientFacts,
 )
-from cds_service.clinical.findings import Finding, Indicator, Order
+from cds_service.clinical.findings import Finding, Order
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
@@ -21,120 +28,195 @@ from cds_service.clinical.rules.patient_view import (
 )
 from cds_service.knowledge.loader import Knowledge
 
-OrderRule = Callable[[PatientFacts, Knowledge, tuple[DraftedOrder, ...]], Finding | None]
+Drafts = tuple[DraftedOrder, ...]
+OrderRule = Callable[[PatientFacts, Knowledge, Drafts], Iterator[Finding]]
+
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
+CONTRAINDICATED_WITH_DULOXETINE = "maois-linezolid"
+BONE_MODIFYING_AGENTS = "bone-modifying-agents"
 
 
-def evaluate_order_select(
-    facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]
-) -> list[Finding]:
-    findings = [f for rule in ORDER_SELECT_RULES if (f := rule(facts, knowledge, drafts))]
+def evaluate_order_select(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> list[Finding]:
+    findings = [f for rule in ORDER_SELECT_RULES for f in rule(facts, knowledge, drafts)]
     if facts.unavailable and drafts:
         findings.append(data_incomplete(facts))
     return findings
 
 
-def _drafted(drafts: tuple[DraftedOrder, ...], group: str) -> DraftedOrder | None:
-    return next((d for d in drafts if group in d.groups), None)
+def evaluate_order_sign(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> list[Finding]:
+    """The safety checks only: warnings and critical cards. Advice (analgesics, bone health at
+    AI start, vaginal estrogen) was given when the drug was chosen."""
+    return [
+        f for rule in SAFETY_RULES for f in rule(facts, knowledge, drafts)
+        if f.indicator in ("warning", "critical")
+    ]
+
+
+def _drafted(drafts: Drafts, *groups: str) -> Iterator[DraftedOrder]:
+    return (d for d in drafts if d.groups.intersection(groups))
 
 
 def _on(uses: tuple[MedicationUse, ...]) -> str:
-    return "; ".join(f"on {u.name} ({u.source})" for u in uses)
+    return "; ".join(_use(u) for u in uses)
 
 
-def _remove(draft: DraftedOrder, label: str, *creates: str) -> Order:
-    return Order(label, activities=creates, deletes=(draft.resource_id,), recommended=True)
+def _use(use: MedicationUse) -> str:
+    if not use.is_current and use.end is not None:
+        return f"{use.name} (stopped {use.end.isoformat()})"
+    return f"{use.name} (since {use.start.isoformat()})" if use.start else use.name
 
 
-def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
-    draft, ais = _drafted(drafts, "serms"), facts.current_aromatase_inhibitors
-    if draft is None or not ais:
-        return None
-    return Finding(
-        topic="serm-with-ai", indicator="critical",
-        summary=f"Do not combine {draft.name} with an aromatase inhibitor",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
-        advice=("A SERM opposes the AI's mechanism and adds no benefit (ATAC: the combination was "
-                "inferior to the AI alone). For bone protection use a bisphosphonate or denosumab."),
-        orders=(_remove(draft, "Remove the SERM and order a bisphosphonate", "bisphosphonate"),),
-        unverified_codes=draft.unverified_codes,
-    )
+def _remove(draft: DraftedOrder) -> Order:
+    return Order("Remove the draft", deletes=(draft.resource_id,), recommended=True)
 
 
-def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
-    draft, ais = _drafted(drafts, "systemic-estrogens"), facts.current_aromatase_inhibitors
-    if draft is None or not ais:
-        return None
-    return Finding(
-        topic="estrogen-with-ai", indicator="critical",
-        summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
-        advice=("Systemic estrogen defeats aromatase inhibition and is generally contraindicated after "
-                "hormone-receptor-positive breast cancer. Discuss non-hormonal options."),
-        orders=(_remove(draft, "Remove the estrogen order"),),
-        unverified_codes=draft.unverified_codes,
-    )
+def _instead(knowledge: Knowledge, activity: str) -> Order:
+    product = knowledge.activities[activity].get("productCodeableConcept", {}).get("text", activity)
+    return Order(f"Order {product} instead", activities=(activity,))
 
 
-def tamoxifen_cyp2d6(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
+def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    ais = facts.current_aromatase_inhibitors
+    if not ais:
+        return
+    on_bone_agent = facts.current(BONE_MODIFYING_AGENTS)
+    for draft in _drafted(drafts, "serms"):
+        alternative = () if on_bone_agent else (_instead(knowledge, "bisphosphonate"),)
+        yield Finding(
+            draft=draft.identity, unverified_codes=draft.unverified_codes,
+            topic="serm-with-ai", indicator="critical",
+            summary=f"Do not combine {draft.name} with an aromatase inhibitor",
+            evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
+            advice=("A SERM opposes the AI and adds no benefit (ATAC: the AI with tamoxifen was no "
+                    "better than tamoxifen alone). For bone, use a bisphosphonate or denosumab"
+                    + (f"; already on {_on(on_bone_agent)}." if on_bone_agent else
+                       ": check kidney function, calcium, vitamin D and dental status first.")),
+            orders=(_remove(draft), *alternative), choose_one=True,
+        )
+
+
+def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    """Systemic estrogen is critical; low-dose vaginal estrogen is advice. A SERM combined with
+    estrogen (bazedoxifene with conjugated estrogens) is one card, ``serm-with-ai``."""
+    ais = facts.current_aromatase_inhibitors
+    if not ais:
+        return
+    for draft in _drafted(drafts, "systemic-estrogens", "vaginal-estrogens"):
+        if "serms" in draft.groups:
+            continue
+        if "systemic-estrogens" in draft.groups:
+            yield Finding(
+                draft=draft.identity, unverified_codes=draft.unverified_codes,
+                topic="estrogen-with-ai", indicator="critical",
+                summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor",
+                evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
+                advice=("Systemic estrogen defeats aromatase inhibition; the AI labels advise against "
+                        "estrogen-containing therapies. Discuss non-hormonal options."),
+                orders=(_remove(draft),),
+            )
+        else:
+            yield Finding(
+                draft=draft.identity, unverified_codes=draft.unverified_codes,
+                topic="estrogen-with-ai", indicator="info",
+                summary=f"Vaginal estrogen ({draft.name}) on an aromatase inhibitor: discuss with oncology",
+                evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
+                advice=("Low-dose vaginal estrogen is not systemic estrogen, but some is absorbed. "
+                        "Try non-hormonal moisturisers first and agree its use with the patient's "
+                        "oncology team."),
+            )
+
+
+def tamoxifen_cyp2d6(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
     inhibitors = facts.current("cyp2d6-inhibitors-strong") + facts.current("cyp2d6-inhibitors-moderate")
-    draft = _drafted(drafts, "tamoxifen")
-    if draft is not None and inhibitors:
-        pair = f"Drafted: {draft.name} ({draft.resource_id}). Patient is {_on(inhibitors)}."
-    else:
-        draft = _drafted(drafts, "cyp2d6-inhibitors-strong") or _drafted(drafts, "cyp2d6-inhibitors-moderate")
-        tamoxifen = facts.current("tamoxifen")
-        if draft is None or not tamoxifen:
-            return None
-        pair = f"Drafted: {draft.name} ({draft.resource_id}), a CYP2D6 inhibitor. Patient is {_on(tamoxifen)}."
-    return Finding(
-        topic="tamoxifen-cyp2d6", indicator="warning",
-        summary="CYP2D6 inhibitor with tamoxifen may reduce tamoxifen's effect",
-        evidence=(pair,),
-        advice=("Strong and moderate CYP2D6 inhibitors (paroxetine, fluoxetine, bupropion, duloxetine) "
-                "cut the conversion of tamoxifen to endoxifen. If an antidepressant is needed, prefer "
-                f"{SAFER_ANTIDEPRESSANTS}."),
-        unverified_codes=draft.unverified_codes,
-    )
+    tamoxifen = facts.current("tamoxifen")
+    for draft in drafts:
+        if "tamoxifen" in draft.groups and inhibitors:
+            pair = (f"Drafted: {draft.name}.", f"On {_on(inhibitors)}, a CYP2D6 inhibitor.")
+        elif draft.groups & {"cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate"} and tamoxifen:
+            pair = (f"Drafted: {draft.name}, a CYP2D6 inhibitor.", f"On {_on(tamoxifen)}.")
+        else:
+            continue
+        yield Finding(
+            draft=draft.identity, unverified_codes=draft.unverified_codes,
+            topic="tamoxifen-cyp2d6", indicator="warning",
+            summary="CYP2D6 inhibitor with tamoxifen may reduce tamoxifen's effect",
+            evidence=pair,
+            advice=("Strong and moderate CYP2D6 inhibitors (paroxetine, fluoxetine, bupropion, duloxetine) "
+                    "cut the conversion of tamoxifen to endoxifen. If an antidepressant is needed, prefer "
+                    f"{SAFER_ANTIDEPRESSANTS}."),
+        )
 
 
-def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
-    pairs: list[tuple[Indicator, DraftedOrder, tuple[MedicationUse, ...]]] = []
-    if (draft := _drafted(drafts, "duloxetine")) is not None:
-        pairs += [("critical", draft, facts.current("maois-linezolid")), ("warning", draft, facts.current("serotonergic-drugs"))]
-    on_duloxetine = facts.current("duloxetine")
-    if (draft := _drafted(drafts, "maois-linezolid")) is not None:
-        pairs.append(("critical", draft, on_duloxetine))
-    if (draft := _drafted(drafts, "serotonergic-drugs")) is not None:
-        pairs.append(("warning", draft, on_duloxetine))
-    hits = [(indicator, draft, uses) for indicator, draft, uses in pairs if uses]
-    if not hits:
-        return None
-    indicator, draft, uses = min(hits, key=lambda hit: 0 if hit[0] == "critical" else 1)
-    critical = indicator == "critical"
-    return Finding(
-        topic="serotonergic-interaction", indicator=indicator,
-        summary=("Contraindicated: duloxetine with an MAOI or linezolid" if critical
-                 else "Serotonin-syndrome risk: duloxetine with another serotonergic drug"),
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(uses)}."),
-        advice=("Duloxetine must not be given with an MAOI (or within 14 days of one, 5 days after "
-                "duloxetine) or linezolid. With tramadol, SSRIs or SNRIs watch for serotonin syndrome."),
-        orders=(_remove(draft, "Remove the drafted order"),) if critical else (),
-        unverified_codes=draft.unverified_codes,
-    )
+def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    """Duloxetine with an MAOI or linezolid (current, or stopped within the washout) is critical;
+    with any other serotonergic drug a warning; the reverse likewise. The card names every
+    serotonergic drug on the chart."""
+    rules = knowledge.rules.serotonergic_interaction
+    others = facts.current("serotonergic-drugs")
+    for draft in drafts:
+        if "duloxetine" in draft.groups:
+            blocking = (facts.current(CONTRAINDICATED_WITH_DULOXETINE)
+                        + facts.stopped_within(CONTRAINDICATED_WITH_DULOXETINE, rules.maoi_washout_days))
+            also = tuple(u for u in others if not u.belongs_to("duloxetine"))
+        elif CONTRAINDICATED_WITH_DULOXETINE in draft.groups:
+            blocking = facts.current("duloxetine") + facts.stopped_within("duloxetine", rules.duloxetine_washout_days)
+            also = tuple(u for u in others if not u.belongs_to("duloxetine"))
+        elif "serotonergic-drugs" in draft.groups and (on_duloxetine := facts.current("duloxetine")):
+            blocking, also = (), on_duloxetine + tuple(u for u in others if not u.belongs_to("duloxetine"))
+        else:
+            continue
+        if not blocking and not also:
+            continue
+        critical = bool(blocking)
+        lines = [f"Drafted: {draft.name}."]
+        if blocking:
+            lines.append(f"Contraindicated with it: {_on(blocking)}.")
+        if also:
+            lines.append(f"Other serotonergic drugs on the chart: {_on(also)}.")
+        yield Finding(
+            draft=draft.identity, unverified_codes=draft.unverified_codes,
+            topic="serotonergic-interaction", indicator="critical" if critical else "warning",
+            summary=(f"Contraindicated: {draft.name} with an MAOI or linezolid" if critical
+                     else f"Serotonin-syndrome risk: {draft.name} with other serotonergic drugs"),
+            evidence=tuple(lines),
+            advice=(f"Duloxetine must not be given with an MAOI, within {rules.maoi_washout_days} days of "
+                    f"stopping one, or with linezolid; an MAOI not within {rules.duloxetine_washout_days} "
+                    "days of stopping duloxetine. With other serotonergic drugs, watch for serotonin syndrome."),
+            orders=(_remove(draft),) if critical else (),
+        )
 
 
-def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
-    draft = next((d for g in ANALGESICS if (d := _drafted(drafts, g))), None)
+def ai_with_tamoxifen(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    ais, tamoxifen = facts.current_aromatase_inhibitors, facts.current("tamoxifen")
+    for draft in drafts:
+        if "tamoxifen" in draft.groups and ais:
+            chart = ais
+        elif AROMATASE_INHIBITORS in draft.groups and tamoxifen:
+            chart = tamoxifen
+        else:
+            continue
+        yield Finding(
+            draft=draft.identity, unverified_codes=draft.unverified_codes,
+            topic="ai-with-tamoxifen", indicator="warning",
+            summary=f"{draft.name} with {chart[0].name}: not better than an AI alone",
+            evidence=(f"Drafted: {draft.name}.", f"On {_on(chart)}."),
+            advice=("Tamoxifen with an aromatase inhibitor is not better than the AI alone (ATAC), and "
+                    "tamoxifen lowers AI levels. When switching, stop one as the other starts."),
+            orders=(_remove(draft),),
+        )
+
+
+def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    draft = next(_drafted(drafts, *ANALGESICS), None)
     shown = aimss_evidence(facts, knowledge)
     if draft is None or not facts.current_aromatase_inhibitors or not shown:
-        return None
+        return
     bpi = facts.latest_bpi_interference
     severe = bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference
-    return Finding(
+    yield Finding(
         topic="analgesic-expectations", indicator="info",
         summary=f"{draft.name}: expect limited relief of AI joint pain; add exercise",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(facts.current_aromatase_inhibitors)}.", *describe(shown)),
+        evidence=(f"Drafted: {draft.name}.", f"On {_on(facts.current_aromatase_inhibitors)}.", *describe(shown)),
         advice=("NSAIDs and acetaminophen often disappoint in AIMSS. Add exercise and consider acupuncture"
                 + ("; with BPI interference this high, start several treatments together." if severe else ".")),
         orders=(Order("Refer to a supervised exercise program", ("exercise-program",), recommended=True),
@@ -143,19 +225,19 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tu
     )
 
 
-def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
-    draft = _drafted(drafts, AROMATASE_INHIBITORS)
+def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    draft = next(_drafted(drafts, AROMATASE_INHIBITORS), None)
     if draft is None or not facts.knows(DataSource.BONE_DENSITY):
-        return None
+        return
     interval = knowledge.rules.ai_start_bone_health.dxa_interval_months
     last = facts.last_bone_density_test
     if last is not None and last.when >= months_before(facts.today, interval):
-        return None
-    seen = f"Last DXA {last.when.isoformat()} ({last.source})." if last else "No DXA on record."
-    return Finding(
+        return
+    seen = f"Last DXA {last.when.isoformat()}." if last else "No DXA on record."
+    yield Finding(
         topic="ai-start-bone-health", indicator="info",
         summary="Starting an aromatase inhibitor: baseline DXA, calcium and vitamin D",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", seen, f"Rule: no DXA in {interval} months."),
+        evidence=(f"Drafted: {draft.name}.", seen, f"Rule: no DXA in {interval} months."),
         advice=("AIs accelerate bone loss: get a baseline DXA and start calcium and vitamin D. Warn "
                 "the patient that joint pain and stiffness often start 6-8 weeks in, and to report it."),
         orders=(Order("Order baseline DXA", ("dxa-scan",), recommended=True),
@@ -164,7 +246,14 @@ def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: tupl
     )
 
 
-ORDER_SELECT_RULES: tuple[OrderRule, ...] = (
-    serm_with_ai, estrogen_with_ai, tamoxifen_cyp2d6, serotonergic_interaction,
-    analgesic_expectations, ai_start_bone_health,
+SAFETY_RULES: tuple[OrderRule, ...] = (
+    serm_with_ai, estrogen_with_ai, tamoxifen_cyp2d6, serotonergic_interaction, ai_with_tamoxifen,
 )
+ORDER_SELECT_RULES: tuple[OrderRule, ...] = (*SAFETY_RULES, analgesic_expectations, ai_start_bone_health)
+
+SAFETY_DRAFT_GROUPS = frozenset({
+    "serms", "systemic-estrogens", "tamoxifen", "cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate",
+    "duloxetine", CONTRAINDICATED_WITH_DULOXETINE, "serotonergic-drugs", AROMATASE_INHIBITORS,
+})
+"""The drug groups a safety rule reads in a draft: a draft in none of them needs no chart read at
+signing. (Vaginal estrogen is advice only, given at order-select.)"""
