@@ -181,6 +181,7 @@ def test_signing_a_serm_for_a_patient_on_an_ai_shows_the_critical_card_and_remov
 
     serm.locator(".suggestion", has_text="Remove the draft").click()
     page.wait_for_selector("#toast:has-text('Suggestion taken')", timeout=10_000)
+    assert serm.locator(".suggestion", has_text="instead").is_disabled(), "alternatives: one is taken"
     assert page.get_attribute("#order-set", "data-count") == "0"
     assert page.is_visible("#order-set-empty") and page.is_disabled("#sign-button")
 

@@ -7,12 +7,15 @@ server, and a closed port as ``fhirServer`` proves that nothing else is read.
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from cds_service.settings import default_profiles_dir
 from cds_service.store import Database
 from cds_service.store.schema import order_card_drafts
 from tests.conftest import TODAY
@@ -332,3 +335,42 @@ def test_both_hooks_record_their_cards_with_the_draft_and_the_hook(make_client, 
     }
     assert len({row["draft_key"] for row in rows}) == 1
     assert all("request-123" not in str(row.values()) for row in rows), "draft ids are stored hashed"
+
+
+def test_bazedoxifene_with_conjugated_estrogens_is_one_serm_card(client):
+    duavee = ("1441392", "bazedoxifene 20 MG / estrogens, conjugated (USP) 0.45 MG Oral Tablet")
+    body = sign(client, duavee, on(ANASTROZOLE, "ms-ai"))
+    assert [c["source"]["topic"]["code"] for c in body["cards"]] == ["serm-with-ai"]
+
+
+# ---- vaginal estrogen: advice at order-select, nothing at signing -------------------------------
+
+VAGINAL = [("310169", "estradiol 0.1 MG/ML Vaginal Cream"), ("884709", "estradiol 0.01 MG Vaginal Insert [Vagifem]")]
+
+
+@pytest.fixture
+def vaginal_client(make_client, tmp_path):
+    """The shipped knowledge, plus a vaginal-estrogens ValueSet of the two products when the
+    shipped one does not hold them (codes from ../shared/reference/rxnorm-subset.tsv)."""
+    profiles = tmp_path / "profiles"
+    shutil.copytree(default_profiles_dir(), profiles)
+    shipped = profiles / "ValueSet-vaginal-estrogens.json"
+    if not shipped.exists():
+        shipped.write_text(json.dumps({
+            "resourceType": "ValueSet", "id": "vaginal-estrogens", "status": "draft",
+            "url": "http://aimss-cds.example.org/fhir/ValueSet/vaginal-estrogens",
+            "compose": {"include": [{"system": RXNORM, "concept": [
+                {"code": code, "display": display} for code, display in VAGINAL]}]},
+        }))
+    return make_client(profiles_dir=profiles)
+
+
+@pytest.mark.parametrize("product", VAGINAL, ids=["generic cream", "Vagifem"])
+def test_vaginal_estrogen_is_advice_at_order_select_and_no_card_at_signing(vaginal_client, product):
+    chart = medications(on(ANASTROZOLE, "ms-ai"))
+    selected = vaginal_client.post(SELECT, json=order_select(sandbox_rx_draft(*product), prefetch=chart | dict.fromkeys(
+        ("dxaObservations", "dxaProcedures", "painObservations", "bpiResponses", "conditions"))))
+    card = card_of(selected.json(), "estrogen-with-ai")
+    assert card["indicator"] == "info" and "oncology" in card["detail"]
+    assert "suggestions" not in card, "never a 'remove' card"
+    assert sign(vaginal_client, product, on(ANASTROZOLE, "ms-ai")) == {"cards": []}

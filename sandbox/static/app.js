@@ -346,6 +346,10 @@ async function sendFeedback(serviceId, item) {
 
 async function acceptSuggestion(card, suggestion, button, serviceId) {
   button.disabled = true;
+  if (card.selectionBehavior === "at-most-one") {
+    // Alternatives (remove the draft, or order another drug instead): one may be taken.
+    for (const other of button.parentElement.querySelectorAll(".suggestion")) other.disabled = true;
+  }
   applyActions(suggestion);
   const { status } = await sendFeedback(serviceId, {
     card: card.uuid, outcome: "accepted", acceptedSuggestions: [{ id: suggestion.uuid }],
