@@ -345,23 +345,26 @@ def test_bazedoxifene_with_conjugated_estrogens_is_one_serm_card(client):
 
 # ---- vaginal estrogen: advice at order-select, nothing at signing -------------------------------
 
+ESTRADIOL_INGREDIENT = ("4083", "estradiol")
 VAGINAL = [("310169", "estradiol 0.1 MG/ML Vaginal Cream"), ("884709", "estradiol 0.01 MG Vaginal Insert [Vagifem]")]
 
 
 @pytest.fixture
 def vaginal_client(make_client, tmp_path):
-    """The shipped knowledge, plus a vaginal-estrogens ValueSet of the two products when the
-    shipped one does not hold them (codes from ../shared/reference/rxnorm-subset.tsv)."""
+    """The shipped knowledge, plus a vaginal-estrogens ValueSet of the two products and an
+    estrogens-route-unknown one of the estradiol ingredient where the shipped knowledge has none
+    (codes from ../shared/reference/rxnorm-subset.tsv and clinical-codes.tsv)."""
     profiles = tmp_path / "profiles"
     shutil.copytree(default_profiles_dir(), profiles)
-    shipped = profiles / "ValueSet-vaginal-estrogens.json"
-    if not shipped.exists():
-        shipped.write_text(json.dumps({
-            "resourceType": "ValueSet", "id": "vaginal-estrogens", "status": "draft",
-            "url": "http://aimss-cds.example.org/fhir/ValueSet/vaginal-estrogens",
-            "compose": {"include": [{"system": RXNORM, "concept": [
-                {"code": code, "display": display} for code, display in VAGINAL]}]},
-        }))
+    for name, products in (("vaginal-estrogens", VAGINAL), ("estrogens-route-unknown", [ESTRADIOL_INGREDIENT])):
+        shipped = profiles / f"ValueSet-{name}.json"
+        if not shipped.exists():
+            shipped.write_text(json.dumps({
+                "resourceType": "ValueSet", "id": name, "status": "draft",
+                "url": f"http://aimss-cds.example.org/fhir/ValueSet/{name}",
+                "compose": {"include": [{"system": RXNORM, "concept": [
+                    {"code": code, "display": display} for code, display in products]}]},
+            }))
     return make_client(profiles_dir=profiles)
 
 
@@ -374,3 +377,11 @@ def test_vaginal_estrogen_is_advice_at_order_select_and_no_card_at_signing(vagin
     assert card["indicator"] == "info" and "oncology" in card["detail"]
     assert "suggestions" not in card, "never a 'remove' card"
     assert sign(vaginal_client, product, on(ANASTROZOLE, "ms-ai")) == {"cards": []}
+
+
+def test_an_estrogen_code_that_does_not_tell_the_route_is_a_warning_at_both_hooks(vaginal_client):
+    body = sign(vaginal_client, ESTRADIOL_INGREDIENT, on(ANASTROZOLE, "ms-ai"))
+    card = card_of(body, "estrogen-with-ai")
+    assert card["indicator"] == "warning"
+    assert "does not say whether it is systemic or vaginal" in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Remove the draft"]

@@ -34,6 +34,7 @@ OrderRule = Callable[[PatientFacts, Knowledge, Drafts], Iterator[Finding]]
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
 CONTRAINDICATED_WITH_DULOXETINE = "maois-linezolid"
 BONE_MODIFYING_AGENTS = "bone-modifying-agents"
+ROUTE_UNKNOWN_ESTROGENS = "estrogens-route-unknown"
 
 
 def evaluate_order_select(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> list[Finding]:
@@ -96,15 +97,29 @@ def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> I
 
 
 def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
-    """Systemic estrogen is critical; low-dose vaginal estrogen is advice. A SERM combined with
-    estrogen (bazedoxifene with conjugated estrogens) is one card, ``serm-with-ai``."""
+    """Systemic estrogen is critical; low-dose vaginal estrogen is advice; an estrogen whose code
+    does not tell the route (an ingredient, or a brand sold both ways) is a warning that says so.
+    A SERM combined with estrogen (bazedoxifene with conjugated estrogens) is one card,
+    ``serm-with-ai``."""
     ais = facts.current_aromatase_inhibitors
     if not ais:
         return
-    for draft in _drafted(drafts, "systemic-estrogens", "vaginal-estrogens"):
+    for draft in _drafted(drafts, "systemic-estrogens", "vaginal-estrogens", ROUTE_UNKNOWN_ESTROGENS):
         if "serms" in draft.groups:
             continue
-        if "systemic-estrogens" in draft.groups:
+        if ROUTE_UNKNOWN_ESTROGENS in draft.groups and "vaginal-estrogens" not in draft.groups:
+            yield Finding(
+                draft=draft.identity, unverified_codes=draft.unverified_codes,
+                topic="estrogen-with-ai", indicator="warning",
+                summary=f"Estrogen ({draft.name}) on an aromatase inhibitor: systemic use counteracts it",
+                evidence=(f"Drafted: {draft.name}; the order's code does not say whether it is "
+                          "systemic or vaginal.", f"On {_on(ais)}."),
+                advice=("Systemic estrogen defeats aromatase inhibition; the AI labels advise against "
+                        "estrogen-containing therapies. If this is low-dose vaginal estrogen, agree it "
+                        "with the patient's oncology team."),
+                orders=(_remove(draft),),
+            )
+        elif "systemic-estrogens" in draft.groups:
             yield Finding(
                 draft=draft.identity, unverified_codes=draft.unverified_codes,
                 topic="estrogen-with-ai", indicator="critical",
@@ -252,7 +267,7 @@ SAFETY_RULES: tuple[OrderRule, ...] = (
 ORDER_SELECT_RULES: tuple[OrderRule, ...] = (*SAFETY_RULES, analgesic_expectations, ai_start_bone_health)
 
 SAFETY_DRAFT_GROUPS = frozenset({
-    "serms", "systemic-estrogens", "tamoxifen", "cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate",
+    "serms", "systemic-estrogens", ROUTE_UNKNOWN_ESTROGENS, "tamoxifen", "cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate",
     "duloxetine", CONTRAINDICATED_WITH_DULOXETINE, "serotonergic-drugs", AROMATASE_INHIBITORS,
 })
 """The drug groups a safety rule reads in a draft: a draft in none of them needs no chart read at
