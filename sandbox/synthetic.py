@@ -273,7 +273,7 @@ def pain(patient: str, rid: str, when: date, value: float) -> Resource:
 
 def sandbox_patients(today: date) -> list[SandboxPatient]:
     """Every patient-view topic at least once, a patient with no AI, one with almost no data,
-    and drafts for every order-select topic."""
+    and drafts for every order-time topic."""
     days = lambda n: today - timedelta(days=n)  # noqa: E731 (a local shorthand)
     months = lambda n: months_before(today, n)  # noqa: E731
     return [

@@ -1,8 +1,9 @@
 """One hook call as named steps, from the parsed request to the cards. Nothing here knows HTTP.
 
 validate context -> needs data -> gather -> read facts -> evaluate rules -> (order-sign: drop
-what was overridden at order-select) -> drop quieted -> render cards -> record. Each step returns what it produces; none edits another's result. The
-route turns the ``HookResult`` into a response.
+what was overridden at order-select) -> drop quieted -> render cards -> record. Each step
+returns what it produces; none edits another's result. The route turns the ``HookResult`` into
+a response.
 
 Only the facts step tolerates malformed client data (``intake``). Any other exception in a step
 is a bug: its type and stack frames are logged (not its message, which may quote patient data),
