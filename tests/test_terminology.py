@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.knowledge import Knowledge
+from cds_service.knowledge.loader import Knowledge
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "fhir_profiles"
