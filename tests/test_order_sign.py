@@ -385,3 +385,51 @@ def test_an_estrogen_code_that_does_not_tell_the_route_is_a_warning_at_both_hook
     assert card["indicator"] == "warning"
     assert "does not say whether it is systemic or vaginal" in card["detail"]
     assert [s["label"] for s in card["suggestions"]] == ["Remove the draft"]
+
+
+# ---- every drug group, brand and generic (RxNorm SBD and SCD of ../shared/reference/rxnorm-subset.tsv)
+
+EVISTA = ("1490067", "raloxifene hydrochloride 60 MG Oral Tablet [Evista]")
+DUAVEE = ("1441740", "bazedoxifene 20 MG / estrogens, conjugated (USP) 0.45 MG Oral Tablet [Duavee]")
+PREMARIN = ("150840", "estrogens, conjugated (USP) 0.625 MG Oral Tablet [Premarin]")
+CONJUGATED_ESTROGENS = ("310197", "estrogens, conjugated (USP) 0.625 MG Oral Tablet")
+TAMOXIFEN_20 = ("313195", "tamoxifen 20 MG Oral Tablet")
+SOLTAMOX = ("644304", "tamoxifen 2 MG/ML Oral Solution [Soltamox]")
+PAXIL = ("207349", "paroxetine hydrochloride 20 MG Oral Tablet [Paxil]")
+CYMBALTA = ("596932", "duloxetine 30 MG Delayed Release Oral Capsule [Cymbalta]")
+NARDIL = ("104836", "phenelzine 15 MG Oral Tablet [Nardil]")
+ZOLOFT = ("208161", "sertraline 50 MG Oral Tablet [Zoloft]")
+SERTRALINE = ("312941", "sertraline 50 MG Oral Tablet")
+FEMARA = ("153124", "letrozole 2.5 MG Oral Tablet [Femara]")
+AROMASIN = ("261317", "exemestane 25 MG Oral Tablet [Aromasin]")
+
+
+@pytest.mark.parametrize("topic, indicator, draft, chart", [
+    ("serm-with-ai", "critical", EVISTA, [FEMARA]),
+    ("serm-with-ai", "critical", RALOXIFENE, [AROMASIN]),
+    ("serm-with-ai", "critical", DUAVEE, [ANASTROZOLE]),
+    ("estrogen-with-ai", "critical", PREMARIN, [ANASTROZOLE]),
+    ("estrogen-with-ai", "critical", CONJUGATED_ESTROGENS, [FEMARA]),
+    ("tamoxifen-cyp2d6", "warning", TAMOXIFEN_20, [PAROXETINE]),
+    ("tamoxifen-cyp2d6", "warning", SOLTAMOX, [PAXIL]),
+    ("tamoxifen-cyp2d6", "warning", PAXIL, [TAMOXIFEN_20]),
+    ("serotonergic-interaction", "critical", CYMBALTA, [NARDIL]),
+    ("serotonergic-interaction", "warning", CYMBALTA, [ZOLOFT]),
+    ("serotonergic-interaction", "warning", DULOXETINE, [SERTRALINE]),
+    ("serotonergic-interaction", "critical", NARDIL, [CYMBALTA]),
+    ("ai-with-tamoxifen", "warning", TAMOXIFEN_20, [FEMARA]),
+    ("ai-with-tamoxifen", "warning", SOLTAMOX, [AROMASIN]),
+    ("ai-with-tamoxifen", "warning", FEMARA, [TAMOXIFEN_20]),
+    ("ai-with-tamoxifen", "warning", AROMASIN, [SOLTAMOX]),
+], ids=lambda value: value[1] if isinstance(value, tuple) else None)
+def test_each_safety_topic_fires_at_signing_for_brand_and_generic_products(client, topic, indicator, draft, chart):
+    body = sign(client, draft, *(on(code, f"ms-{i}") for i, code in enumerate(chart)))
+    card = card_of(body, topic)
+    assert card["indicator"] == indicator
+    assert draft[1] in card["detail"] and all(code[1] in card["detail"] for code in chart)
+
+
+def test_the_14_day_washout_is_for_maois_not_for_linezolid(client):
+    stopped = (TODAY - timedelta(days=3)).isoformat()
+    body = sign(client, DULOXETINE, on(LINEZOLID, "ms-lzd", start="2026-11-01", end=stopped, status="completed"))
+    assert body == {"cards": []}

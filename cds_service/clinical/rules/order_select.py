@@ -33,6 +33,7 @@ OrderRule = Callable[[PatientFacts, Knowledge, Drafts], Iterator[Finding]]
 
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
 CONTRAINDICATED_WITH_DULOXETINE = "maois-linezolid"
+MAOIS = "maois"
 BONE_MODIFYING_AGENTS = "bone-modifying-agents"
 ROUTE_UNKNOWN_ESTROGENS = "estrogens-route-unknown"
 
@@ -163,7 +164,8 @@ def tamoxifen_cyp2d6(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) 
 
 
 def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
-    """Duloxetine with an MAOI or linezolid (current, or stopped within the washout) is critical;
+    """Duloxetine with an MAOI (current, or stopped within the washout), linezolid or IV methylene
+    blue (current) is critical;
     with any other serotonergic drug a warning; the reverse likewise. The card names every
     serotonergic drug on the chart."""
     rules = knowledge.rules.serotonergic_interaction
@@ -171,7 +173,7 @@ def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: 
     for draft in drafts:
         if "duloxetine" in draft.groups:
             blocking = (facts.current(CONTRAINDICATED_WITH_DULOXETINE)
-                        + facts.stopped_within(CONTRAINDICATED_WITH_DULOXETINE, rules.maoi_washout_days))
+                        + facts.stopped_within(MAOIS, rules.maoi_washout_days))
             also = tuple(u for u in others if not u.belongs_to("duloxetine"))
         elif CONTRAINDICATED_WITH_DULOXETINE in draft.groups:
             blocking = facts.current("duloxetine") + facts.stopped_within("duloxetine", rules.duloxetine_washout_days)
