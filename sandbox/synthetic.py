@@ -31,7 +31,13 @@ ANASTROZOLE = ("84857", "anastrozole")
 LETROZOLE_2_5MG = ("200064", "letrozole 2.5 MG Oral Tablet")
 EXEMESTANE_25MG = ("310261", "exemestane 25 MG Oral Tablet")
 TAMOXIFEN_10MG = ("198240", "tamoxifen 10 MG Oral Tablet")
+TAMOXIFEN_20MG = ("313195", "tamoxifen 20 MG Oral Tablet")
 BAZEDOXIFENE_CE = ("1441392", "bazedoxifene 20 MG / estrogens, conjugated (USP) 0.45 MG Oral Tablet")
+EVISTA = ("1490067", "raloxifene hydrochloride 60 MG Oral Tablet [Evista]")
+PREMARIN = ("150840", "estrogens, conjugated (USP) 0.625 MG Oral Tablet [Premarin]")
+ESTRADIOL_VAGINAL_CREAM = ("310169", "estradiol 0.1 MG/ML Vaginal Cream")
+VAGIFEM = ("884709", "estradiol 0.01 MG Vaginal Insert [Vagifem]")
+CYMBALTA = ("596932", "duloxetine 30 MG Delayed Release Oral Capsule [Cymbalta]")
 CALCIUM_CARBONATE = ("1897", "calcium carbonate")
 CHOLECALCIFEROL = ("2418", "cholecalciferol")
 DULOXETINE_30MG = ("596930", "duloxetine 30 MG Delayed Release Oral Capsule")
@@ -290,10 +296,19 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
                              RALOXIFENE_60MG, frozenset({"serm-with-ai"})),
                 SandboxDraft("draft-estradiol", "aimss-no-dxa", "Estradiol 1 mg daily",
                              ESTRADIOL_1MG, frozenset({"estrogen-with-ai"})),
+                SandboxDraft("draft-evista", "aimss-no-dxa", "Evista 60 mg daily",
+                             EVISTA, frozenset({"serm-with-ai"})),
+                SandboxDraft("draft-premarin", "aimss-no-dxa", "Premarin 0.625 mg daily",
+                             PREMARIN, frozenset({"estrogen-with-ai"})),
                 SandboxDraft("draft-duavee", "aimss-no-dxa", "Bazedoxifene/conjugated estrogens daily",
                              BAZEDOXIFENE_CE, frozenset({"serm-with-ai"})),
-                SandboxDraft("draft-tamoxifen", "aimss-no-dxa", "Tamoxifen 10 mg daily",
-                             TAMOXIFEN_10MG, frozenset({"ai-with-tamoxifen"})),
+                SandboxDraft("draft-tamoxifen", "aimss-no-dxa", "Tamoxifen 20 mg daily",
+                             TAMOXIFEN_20MG, frozenset({"ai-with-tamoxifen"})),
+                # Low-dose vaginal estrogen: advice at order-select, nothing at signing.
+                SandboxDraft("draft-vaginal-cream", "aimss-no-dxa", "Estradiol 0.01% vaginal cream",
+                             ESTRADIOL_VAGINAL_CREAM, frozenset({"estrogen-with-ai"}), signed=frozenset()),
+                SandboxDraft("draft-vagifem", "aimss-no-dxa", "Vagifem 10 mcg vaginal insert",
+                             VAGIFEM, frozenset({"estrogen-with-ai"}), signed=frozenset()),
             ),
         ),
         SandboxPatient(
@@ -328,6 +343,8 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
             drafts=(
                 SandboxDraft("draft-paroxetine", "aimss-no-ai", "Paroxetine 20 mg daily",
                              PAROXETINE_20MG, frozenset({"tamoxifen-cyp2d6"})),
+                SandboxDraft("draft-cymbalta-tamoxifen", "aimss-no-ai", "Cymbalta 30 mg daily",
+                             CYMBALTA, frozenset({"tamoxifen-cyp2d6"})),
                 SandboxDraft("draft-anastrozole", "aimss-no-ai", "Anastrozole 1 mg daily (switch from tamoxifen)",
                              ANASTROZOLE_1MG, frozenset({"ai-start-bone-health", "ai-with-tamoxifen"})),
             ),
@@ -454,6 +471,8 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
             drafts=(
                 SandboxDraft("draft-duloxetine-maoi", "aimss-on-hold", "Duloxetine 30 mg daily",
                              DULOXETINE_30MG, frozenset({"serotonergic-interaction"})),
+                SandboxDraft("draft-cymbalta-maoi", "aimss-on-hold", "Cymbalta 30 mg daily",
+                             CYMBALTA, frozenset({"serotonergic-interaction"})),
             ),
         ),
         SandboxPatient(
