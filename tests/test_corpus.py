@@ -86,3 +86,12 @@ def test_every_case_has_one_patient_per_shape_and_its_own_ids():
             keys = {f"{r['resourceType']}/{r['id']}" for r in case.shapes[shape]}
             assert len(keys) == len(case.shapes[shape]) and not keys & seen, case.name
             seen |= keys
+
+
+@pytest.mark.xfail(strict=True, reason=GAPS["uscore-medication-include"])
+def test_a_referenced_medication_that_cannot_be_read_is_412_not_a_drug_less_chart(client, corpus_fhir):
+    case = CASES["uscore-medication-include"]
+    prefetch = without_included(prefetch_like_an_ehr(client, corpus_fhir, case.patient("real")))
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(case.patient("real"), prefetch=prefetch))
+    assert response.status_code == 412
+    assert response.json()["resourceType"] == "OperationOutcome"
