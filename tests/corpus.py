@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cds_service.fhirdata import patient_of
+from cds_service.fhir.resources import patient_of
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 SHAPES = ("plain", "real")

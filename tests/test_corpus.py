@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from cds_service.gather import render_template
+from cds_service.fhir.gather import render_template
 from tests.conftest import post_transaction
 from tests.corpus import SHAPES, Case, load_cases, without_included
 from tests.helpers import assert_valid_cards, patient_view

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.facts import PatientFacts, extract_facts
-from cds_service.knowledge import load_knowledge
+from cds_service.clinical.facts import extract_facts
+from cds_service.clinical.facts.model import PatientFacts
+from cds_service.knowledge.loader import load_knowledge
 from cds_service.settings import default_profiles_dir
 from sandbox.synthetic import LOINC, RXNORM, SNOMED
 from tests.conftest import TODAY

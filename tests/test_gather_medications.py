@@ -14,7 +14,7 @@ import httpx
 import pytest
 import respx
 
-from cds_service.gather import gather
+from cds_service.fhir.gather import gather
 from tests.test_gather import BASE, access, bundle, request, res
 
 GAP = pytest.mark.xfail(strict=True, reason="gather does not read referenced Medications yet")
