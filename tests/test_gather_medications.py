@@ -17,8 +17,6 @@ import respx
 from cds_service.fhir.gather import gather
 from tests.test_gather import BASE, access, bundle, request, res
 
-GAP = pytest.mark.xfail(strict=True, reason="gather does not read referenced Medications yet")
-
 TEMPLATES = {"meds": "MedicationRequest?patient={{context.patientId}}&status=active"}
 SEARCH = f"{BASE}/MedicationRequest?patient=p1&status=active"
 
@@ -44,7 +42,6 @@ def kinds(found: list[dict[str, Any]]) -> list[str]:
     return sorted(f"{r['resourceType']}/{r['id']}" for r in found)
 
 
-@GAP
 async def test_a_medication_referenced_from_prefetch_is_read_from_the_fhir_server(mock, http):
     route = mock.get(url__eq=f"{BASE}/Medication/med1").respond(json=res("Medication", "med1"))
     gathered = await gather(request({"meds": bundle(order("m1", "Medication/med1"))}), TEMPLATES, access(http))
@@ -60,7 +57,6 @@ async def test_included_and_contained_medications_need_no_request(mock, http):
     assert gathered.unavailable == {} and mock.calls.call_count == 0
 
 
-@GAP
 async def test_medications_of_a_fetched_search_are_read_after_it_within_the_deadline(mock, http):
     mock.get(url__eq=SEARCH).respond(json=bundle(order("m1", "Medication/med1")))
     mock.get(url__eq=f"{BASE}/Medication/med1").respond(json=res("Medication", "med1"))
@@ -69,7 +65,6 @@ async def test_medications_of_a_fetched_search_are_read_after_it_within_the_dead
     assert kinds(gathered.resources["meds"]) == ["Medication/med1", "MedicationRequest/m1"]
 
 
-@GAP
 async def test_several_medications_are_read_concurrently(mock, http):
     arrived = 0
     everyone_here = asyncio.Event()
@@ -88,7 +83,6 @@ async def test_several_medications_are_read_concurrently(mock, http):
     assert gathered.unavailable == {} and arrived == 3
 
 
-@GAP
 async def test_a_slow_medication_read_makes_the_key_unavailable_at_the_deadline(mock, http):
     async def never(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(10)
@@ -102,7 +96,6 @@ async def test_a_slow_medication_read_makes_the_key_unavailable_at_the_deadline(
     assert gathered.unavailable == {"meds": "deadline"} and "meds" not in gathered.resources
 
 
-@GAP
 async def test_a_failed_or_missing_medication_makes_the_key_unavailable(mock, http):
     mock.get(url__eq=f"{BASE}/Medication/gone").respond(404)
     mock.get(url__eq=f"{BASE}/Medication/broken").respond(503)
@@ -111,7 +104,6 @@ async def test_a_failed_or_missing_medication_makes_the_key_unavailable(mock, ht
         assert gathered.unavailable == {"meds": reason}
 
 
-@GAP
 async def test_without_a_usable_fhir_server_a_referenced_medication_is_unavailable(mock, http):
     prefetch = {"meds": bundle(order("m1", "Medication/med1"))}
     for kwargs, reason in (({"server": None, "token": None}, "no_fhir_server"),
@@ -121,7 +113,6 @@ async def test_without_a_usable_fhir_server_a_referenced_medication_is_unavailab
     assert mock.calls.call_count == 0
 
 
-@GAP
 async def test_the_token_never_goes_to_a_medication_on_another_origin(mock, http):
     elsewhere = "https://other.example.org/fhir/Medication/med1"
     route = mock.get(url__eq=elsewhere).respond(json=res("Medication", "med1"))
@@ -129,7 +120,6 @@ async def test_the_token_never_goes_to_a_medication_on_another_origin(mock, http
     assert gathered.unavailable == {"meds": "foreign_reference"} and not route.called
 
 
-@GAP
 async def test_an_absolute_reference_on_the_fhir_server_is_read(mock, http):
     route = mock.get(url__eq=f"{BASE}/Medication/med1").respond(json=res("Medication", "med1"))
     gathered = await gather(request({"meds": bundle(order("m1", f"{BASE}/Medication/med1"))}), TEMPLATES,
