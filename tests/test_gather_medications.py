@@ -57,6 +57,14 @@ async def test_included_and_contained_medications_need_no_request(mock, http):
     assert gathered.unavailable == {} and mock.calls.call_count == 0
 
 
+async def test_a_medication_that_came_with_another_key_needs_no_request(mock, http):
+    templates = TEMPLATES | {"statements": "MedicationStatement?patient={{context.patientId}}"}
+    prefetch = {"meds": bundle(res("Medication", "med1")),
+                "statements": bundle(order("m1", "Medication/med1") | {"resourceType": "MedicationStatement"})}
+    gathered = await gather(request(prefetch), templates, access(http))
+    assert gathered.unavailable == {} and mock.calls.call_count == 0
+
+
 async def test_medications_of_a_fetched_search_are_read_after_it_within_the_deadline(mock, http):
     mock.get(url__eq=SEARCH).respond(json=bundle(order("m1", "Medication/med1")))
     mock.get(url__eq=f"{BASE}/Medication/med1").respond(json=res("Medication", "med1"))

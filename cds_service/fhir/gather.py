@@ -112,10 +112,11 @@ async def gather(
                 to_continue[key] = more
         else:
             gathered.resources[key] = [value]
+    known = _medications(gathered)
     to_resolve = {
         key: missing
         for key, found in gathered.resources.items()
-        if key not in to_continue and (missing := unresolved_medications(found))
+        if key not in to_continue and (missing := unresolved_medications([*found, *known]))
     }
     if to_fetch or to_continue or to_resolve:
         await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered)
@@ -163,13 +164,14 @@ async def _fetch_missing(
         access.http, request.fhirServer, token,
         timeout=access.request_timeout, max_pages=access.max_pages,
     )
+    known = _medications(gathered)
 
     async def with_medications(
         key: str, found: Awaitable[list[dict[str, Any]]]
     ) -> list[dict[str, Any]]:
         """The key's resources, then the Medications they reference that did not come with them."""
         rows = await found
-        missing = unresolved_medications([*gathered.resources.get(key, []), *rows])
+        missing = unresolved_medications([*gathered.resources.get(key, []), *rows, *known])
         return rows + await _read_all(client, missing.values())
 
     jobs = {
@@ -203,6 +205,17 @@ async def _fetch_missing(
         gathered.resources.pop(key, None)
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _medications(gathered: Gathered) -> list[dict[str, Any]]:
+    """The Medications prefetch brought under any key: an order may point at one that came
+    with another key's search, and the facts find it there."""
+    return [
+        resource
+        for found in gathered.resources.values()
+        for resource in found
+        if resource.get("resourceType") == "Medication"
+    ]
 
 
 async def _read_all(client: FhirClient, references: Iterable[str]) -> list[dict[str, Any]]:
