@@ -55,16 +55,8 @@ def cards(client: Any, fhir_base: str, case: Case, shape: str, mode: str) -> lis
     )
 
 
-GAPS = {  # what the service does not read yet (issue 11); each entry goes when it does
-    "uscore-medication-include": "medicationReference to a Medication not in the chart is not read",
-    "oracle-contained-branded": "medicationReference to a Medication not in the chart is not read",
-    "dxa-panel-components": "T-scores in Observation.component are not read",
-    "dxa-report-only": "DXA DiagnosticReports are not fetched",
-}
 PARAMS = [
-    pytest.param(name, mode, id=f"{name}-{mode}",
-                 marks=[pytest.mark.xfail(strict=True, reason=GAPS[name])] if name in GAPS else [])
-    for name, case in CASES.items() for mode in case.modes
+    pytest.param(name, mode, id=f"{name}-{mode}") for name, case in CASES.items() for mode in case.modes
 ]
 
 
@@ -88,7 +80,6 @@ def test_every_case_has_one_patient_per_shape_and_its_own_ids():
             seen |= keys
 
 
-@pytest.mark.xfail(strict=True, reason=GAPS["uscore-medication-include"])
 def test_a_referenced_medication_that_cannot_be_read_is_412_not_a_drug_less_chart(client, corpus_fhir):
     case = CASES["uscore-medication-include"]
     prefetch = without_included(prefetch_like_an_ehr(client, corpus_fhir, case.patient("real")))

@@ -80,8 +80,7 @@ def _medication_codings(
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, Mapping):
         return codings(concept), [], concept_text(concept)
-    link = resource.get("medicationReference")
-    reference = link.get("reference") if isinstance(link, Mapping) else None
+    reference = (resource.get("medicationReference") or {}).get("reference")
     medication: Resource | None = None
     if isinstance(reference, str) and reference.startswith("#"):
         medication = next(

@@ -51,8 +51,7 @@ def _with_components(observation: Resource) -> Iterator[Resource]:
         k: v for k, v in observation.items() if k not in _OWN_FIELDS and not k.startswith("value")
     }
     for component in observation.get("component") or []:
-        if isinstance(component, Mapping):
-            yield shared | dict(component)
+        yield shared | dict(component)
 
 
 def recent(measurements: Iterable[Measurement], since: date) -> tuple[Measurement, ...]:
