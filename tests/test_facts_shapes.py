@@ -111,12 +111,32 @@ def condition(clinical: str | None, verification: str | None) -> dict[str, Any]:
     ("active", "confirmed", True), ("recurrence", "provisional", True), ("active", None, True),
     ("active", "refuted", False), (None, "entered-in-error", False), ("active", "entered-in-error", False),
     ("resolved", "confirmed", False), ("inactive", None, False), ("remission", "confirmed", False),
+    (None, "confirmed", True), (None, None, True),
 ])
 def test_conditions_by_clinical_and_verification_status(clinical, verification, counts):
     found = facts(condition(clinical, verification)).has("osteoporosis")
     assert bool(found) is counts
     if counts:
         assert found[0].when is not None and found[0].when.isoformat() == "2026-09-01"
+
+
+@pytest.mark.parametrize(("dates", "counts"), [
+    ({"onsetDateTime": "2019-03-02", "recordedDate": "2026-10-01"}, True),
+    ({"onsetDateTime": "2019-03-02", "recordedDate": "2019-03-02"}, False),
+    ({"onsetDateTime": "2026-09", "abatementDateTime": "2026-10-15"}, False),
+    ({"onsetDateTime": "2026-09", "abatementString": "after physiotherapy"}, False),
+    ({}, False),
+], ids=["diagnosed-recently", "diagnosed-years-ago", "abated", "abated-as-text", "undated"])
+def test_a_condition_without_clinical_status_is_a_diagnosis_of_its_date(dates, counts):
+    """FHIR R4 lets an encounter diagnosis go without a clinical status (con-3): it counts like a
+    score, inside the lookback window, and not once abated (con-4)."""
+    resource = {k: v for k, v in condition(None, "confirmed").items() if k != "onsetDateTime"} | dates
+    assert bool(facts(resource).has("osteoporosis")) is counts
+
+
+def test_an_active_problem_counts_however_long_ago_its_onset():
+    resource = condition("active", "confirmed") | {"onsetDateTime": "2012-05-01"}
+    assert facts(resource).has("osteoporosis")
 
 
 def request(medication: dict[str, Any], **fields: Any) -> dict[str, Any]:

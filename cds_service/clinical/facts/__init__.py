@@ -64,7 +64,7 @@ def extract_facts(
         phq9=recent(measured("phq9"), since),
         tsh=recent(measured("tsh"), since),
         vitamin_d=recent(vitamin_d(observations.get("vitamin-d-25oh", [])), since),
-        conditions=tuple(active_conditions(by_type.get("Condition", []), knowledge)),
+        conditions=tuple(active_conditions(by_type.get("Condition", []), knowledge, since)),
         interventions=tuple(recent_interventions(by_type, knowledge, since)),
     )
 
