@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -43,6 +45,7 @@ pytestmark = pytest.mark.deploy
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TEMPLATE = ROOT / "deploy" / "nginx" / "aimss-cds.conf.template"
+COMPOSE = ROOT / "deploy" / "compose.yaml"
 AIMSS_CDS = Path(sys.executable).with_name("aimss-cds")
 HOOK = "/cds-services/aimss-patient-view"
 PATIENTS = {p.id: p for p in sandbox_patients(dt.date.today())}  # the replicas' clock is real
@@ -360,3 +363,17 @@ def test_the_proxy_refuses_oversized_bodies_and_hides_metrics(topology):
     proxied = httpx.get(topology.external + "/metrics", verify=topology.tls, timeout=10)
     assert proxied.status_code == 404
     assert httpx.get(topology.replica_a + "/metrics", timeout=10).status_code == 200
+
+
+def test_the_compose_file_fills_the_tested_proxy_template_and_points_it_at_its_replicas():
+    """deploy/compose.yaml runs the template this module tests: every variable it needs is set,
+    its two replicas are the compose file's own services, and their audience is https."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    proxy = services["proxy"]["environment"]
+    needed = set(re.findall(r"\$\{(CDS_\w+)\}", TEMPLATE.read_text()))
+    assert needed == {name for name in proxy if name.startswith("CDS_")}
+    replicas = {proxy[name].split(":")[0] for name in ("CDS_REPLICA_1", "CDS_REPLICA_2")}
+    assert len(replicas) == 2 and replicas <= set(services)
+    for replica in replicas:
+        assert services[replica]["environment"]["AIMSS_PUBLIC_BASE_URL"].startswith("https://")
+        assert services[replica]["environment"]["AIMSS_DATABASE_URL"].startswith("postgresql://")
