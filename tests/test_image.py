@@ -4,6 +4,7 @@ run --isolation chroot``, on the host's network) with a trusted issuers file mou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from tests import signing
 from tests.conftest import ROOT, _free_port
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]  # builds and starts an image
 
 SCRIPT = ROOT / "scripts" / "image.sh"
 IMAGE = "localhost/aimss-cds:test"
@@ -120,11 +121,10 @@ def running(built: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
             except subprocess.TimeoutExpired:
                 os.killpg(script.pid, signal.SIGKILL)
                 script.wait(timeout=10)
-        for pid in seen:
-            try:
-                os.kill(pid, signal.SIGKILL)  # only if it outlived buildah; normally long gone
-            except ProcessLookupError:
-                pass
+        for pid in seen:  # normally long gone; killed only if still the image's process
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/opt/aimss-cds/"):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def health(port: int) -> int:

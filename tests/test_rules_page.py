@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.rules_page import format_value, render_rules_page
+from cds_service.knowledge.rules_page import format_value, render_rules_page
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "fhir_profiles"
 PAGE = ROOT / "docs" / "rules.md"
-STALE = "docs/rules.md is stale: run python -m cds_service.rules_page > docs/rules.md"
+STALE = "docs/rules.md is stale: run python -m cds_service.knowledge.rules_page > docs/rules.md"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_value_sets_and_unverified_codes_are_listed(page: str) -> None:
     for path in sorted(PROFILES.glob("ValueSet-*.json")):
         assert f"| `{json.loads(path.read_text())['id']}` |" in block, path.name
     unverified = _block(page, "### UNVERIFIED codes")
-    for code in ("386637004", "72965", "258494", "77080"):
+    for code in ("386637004", "302226006", "2164-2", "77080"):
         assert f"`{code}`" in unverified
 
 
@@ -97,7 +97,7 @@ def test_format_value_writes_toml_literals() -> None:
 
 def test_module_command_prints_the_page(page: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cds_service.rules_page"],
+        [sys.executable, "-m", "cds_service.knowledge.rules_page"],
         cwd=ROOT,
         capture_output=True,
         check=True,

@@ -1,0 +1,184 @@
+"""Collect the data a hook needs: prefetch first, every missing key fetched at once.
+
+Per key the result is resources or "unavailable" with a reason. ``null`` in prefetch is "no
+data"; an OperationOutcome, a failed fetch or the deadline make the key unavailable, never
+empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cds_service.fhir.client import FhirClient, FhirError
+from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link, patient_of
+from cds_service.hooks.protocol import HookRequest
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    """How this deployment may call a client's FHIR server."""
+
+    http: httpx.AsyncClient
+    allow_open: bool
+    request_timeout: float
+    deadline: float
+    max_pages: int
+
+
+@dataclass
+class Gathered:
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    fetched: set[str] = field(default_factory=set)
+
+
+def render_template(template: str, context: Mapping[str, Any]) -> str | None:
+    """Fill CDS Hooks 2.0 prefetch tokens; ``None`` when a token has no value in this call."""
+    user_type, _, user_id = str(context.get("userId", "")).partition("/")
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        name = match.group(1)
+        if name.startswith("context."):
+            found = context.get(name.removeprefix("context."))
+        elif name in _USER_TOKENS:
+            found = user_id if _USER_TOKENS[name] == user_type else None
+        else:
+            found = None
+        if not isinstance(found, str | int) or found == "":
+            missing = True
+            return ""
+        return quote(str(found), safe="/")  # context.userId is a "Type/id" reference
+
+    rendered = _TOKEN.sub(value, template)
+    return None if missing else rendered
+
+
+async def gather(
+    request: HookRequest, templates: Mapping[str, str], access: FhirAccess
+) -> Gathered:
+    gathered = Gathered()
+    prefetch = request.prefetch or {}
+    to_fetch: dict[str, str] = {}
+    to_continue: dict[str, str] = {}
+    for key, template in templates.items():
+        if key not in prefetch:
+            rendered = render_template(template, request.context)
+            if rendered is None:
+                gathered.unavailable[key] = "unresolved_token"
+            else:
+                to_fetch[key] = rendered
+            continue
+        value = prefetch[key]
+        if value is None:
+            gathered.resources[key] = []
+        elif is_error_outcome(value):
+            gathered.unavailable[key] = "prefetch_operation_outcome"
+        elif value.get("resourceType") == "Bundle":
+            entries = list(bundle_resources(value))
+            if any(is_error_outcome(entry) for entry in entries):
+                gathered.unavailable[key] = "prefetch_operation_outcome"
+                continue
+            gathered.resources[key] = [
+                dict(e) for e in entries if e.get("resourceType") != "OperationOutcome"
+            ]
+            if (more := next_link(value)) is not None:
+                to_continue[key] = more
+        else:
+            gathered.resources[key] = [value]
+    if to_fetch or to_continue:
+        await _fetch_missing(request, to_fetch, to_continue, access, gathered)
+    _drop_other_patients(gathered, request.context.get("patientId"))
+    return gathered
+
+
+def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
+    """Keep only resources of this call's patient.
+
+    A server that ignores a search parameter it does not support (sekmet-fhir does so for
+    ``QuestionnaireResponse?patient=``, with only a warning) returns every patient's resources;
+    without this check another patient's scores would appear on this patient's cards.
+    """
+    if not isinstance(patient_id, str):
+        return
+    for key, found in gathered.resources.items():
+        kept = [r for r in found if patient_of(r) in (None, patient_id)]
+        if len(kept) != len(found):
+            dropped = len(found) - len(kept)
+            log.warning("dropped %d resources of other patients from key %s", dropped, key)
+            gathered.resources[key] = kept
+
+
+async def _fetch_missing(
+    request: HookRequest,
+    to_fetch: Mapping[str, str],
+    to_continue: Mapping[str, str],
+    access: FhirAccess,
+    gathered: Gathered,
+) -> None:
+    keys = [*to_fetch, *to_continue]
+    refusal = _refusal(request, access)
+    if refusal is not None:
+        for key in keys:
+            gathered.unavailable[key] = refusal
+            gathered.resources.pop(key, None)
+        return
+    assert request.fhirServer is not None
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    client = FhirClient(
+        access.http, request.fhirServer, token,
+        timeout=access.request_timeout, max_pages=access.max_pages,
+    )
+    jobs = {key: asyncio.ensure_future(client.fetch(url)) for key, url in to_fetch.items()}
+    jobs |= {key: asyncio.ensure_future(client.follow(url)) for key, url in to_continue.items()}
+    _done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
+    for job in pending:
+        job.cancel()
+    for key, job in jobs.items():
+        if job in pending:
+            reason = "deadline"
+        elif isinstance(error := job.exception(), FhirError):
+            reason = error.reason
+        elif error is not None:
+            log.error("FHIR fetch of prefetch key %s failed: %s", key, type(error).__name__)
+            reason = "error"
+        else:
+            gathered.fetched.add(key)
+            gathered.resources[key] = gathered.resources.get(key, []) + job.result()
+            continue
+        gathered.unavailable[key] = reason
+        gathered.resources.pop(key, None)
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _refusal(request: HookRequest, access: FhirAccess) -> str | None:
+    """Why this call's FHIR server may not be used, or ``None`` if it may."""
+    if request.fhirServer is None:
+        return "no_fhir_server"
+    if access.allow_open:
+        return None
+    if request.fhirAuthorization is None:
+        return "no_fhir_authorization"
+    if not request.fhirServer.lower().startswith("https://"):
+        return "fhir_server_not_https"
+    return None

@@ -1,0 +1,103 @@
+"""Small readers for the FHIR JSON shapes the facts need: dates, codings, references.
+
+Hooks read a handful of fields from each resource, so the facts work on plain JSON dicts
+rather than validating whole Bundles into models (that costs more than the rest of a call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date
+from typing import Any
+
+Resource = Mapping[str, Any]
+
+
+def parse_date(value: Any) -> date | None:
+    """The calendar date of a FHIR date/dateTime; partial dates take their first day."""
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    parts = value[:10].split("-")
+    try:
+        year = int(parts[0])
+        month = int(parts[1]) if len(parts) > 1 else 1
+        day = int(parts[2]) if len(parts) > 2 else 1
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def first_date(resource: Resource, *fields: str) -> date | None:
+    """The first parsable date among ``fields``; ``x.start``/``x.end`` read inside Periods."""
+    for name in fields:
+        head, _, tail = name.partition(".")
+        value = resource.get(head)
+        if tail and isinstance(value, Mapping):
+            value = value.get(tail)
+        found = parse_date(value)
+        if found is not None:
+            return found
+    return None
+
+
+def codings(concept: Any) -> list[Mapping[str, Any]]:
+    if isinstance(concept, Mapping) and isinstance(concept.get("coding"), list):
+        return [c for c in concept["coding"] if isinstance(c, Mapping)]
+    return []
+
+
+def concept_text(concept: Any) -> str | None:
+    if not isinstance(concept, Mapping):
+        return None
+    text = concept.get("text")
+    if isinstance(text, str):
+        return text
+    for coding in codings(concept):
+        display = coding.get("display")
+        if isinstance(display, str):
+            return display
+    return None
+
+
+def reference_key(resource: Resource) -> str | None:
+    """``Type/id`` of a resource, the form other resources use to point at it."""
+    if isinstance(resource.get("resourceType"), str) and isinstance(resource.get("id"), str):
+        return f"{resource['resourceType']}/{resource['id']}"
+    return None
+
+
+def patient_of(resource: Resource) -> str | None:
+    """The id of the Patient a resource is about (``subject`` or ``patient``), if it names one."""
+    for name in ("subject", "patient"):
+        value = resource.get(name)
+        reference = value.get("reference") if isinstance(value, Mapping) else None
+        parts = reference.rstrip("/").split("/") if isinstance(reference, str) else []
+        if len(parts) >= 2 and parts[-2] == "Patient":
+            return parts[-1]
+    return None
+
+
+def bundle_resources(bundle: Resource) -> Iterator[Resource]:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
+            yield entry["resource"]
+
+
+def next_link(bundle: Resource) -> str | None:
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, Mapping) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) and url else None
+    return None
+
+
+def is_error_outcome(resource: Resource) -> bool:
+    """An OperationOutcome that reports a failure (not just information or warnings)."""
+    if resource.get("resourceType") != "OperationOutcome":
+        return False
+    issues = resource.get("issue") or []
+    return not issues or any(
+        isinstance(i, Mapping) and i.get("severity") in ("error", "fatal") for i in issues
+    )

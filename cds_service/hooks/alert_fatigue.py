@@ -1,0 +1,33 @@
+"""Alert fatigue at the edge: drop the findings a clinician quieted for this patient.
+
+The rules stay pure and always say what they see; this filter, between the rules and the
+cards, removes topics quieted by a recent "not now" or "already addressed" override
+(``store.issued``). Safety first: a critical finding is never dropped, nor ``data-incomplete``,
+which says what could not be read on this call.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from starlette.concurrency import run_in_threadpool
+
+from cds_service.clinical.findings import Finding
+from cds_service.knowledge.rules_config import SnoozeRules
+from cds_service.store import CardLedger
+
+NEVER_QUIETED_TOPICS = frozenset({"data-incomplete"})
+
+
+def may_be_quieted(finding: Finding) -> bool:
+    return finding.indicator != "critical" and finding.topic not in NEVER_QUIETED_TOPICS
+
+
+async def without_quieted(
+    findings: list[Finding], ledger: CardLedger, patient_key: str, today: date, rules: SnoozeRules
+) -> list[Finding]:
+    """The findings minus quieted topics; no database read when nothing could be quieted."""
+    if not any(may_be_quieted(finding) for finding in findings):
+        return findings
+    quieted = await run_in_threadpool(ledger.snoozed_topics, patient_key, today, rules)
+    return [f for f in findings if not (f.topic in quieted and may_be_quieted(f))]
