@@ -114,7 +114,9 @@ run() {
     case "$name" in AIMSS_*|HOST|PORT|WORKERS) env_args+=(--env "$name=${!name}") ;; esac
   done
   [ ${#env_args[@]} -gt 0 ] && buildah config "${env_args[@]}" "$ctr"
-  buildah run --isolation chroot "${volumes[@]}" "$ctr" -- "${command[@]}" &
+  # A session of its own: a terminal's Ctrl-C reaches this script only, which stops the
+  # service gracefully (buildah, signalled itself, would kill it outright).
+  setsid -w buildah run --isolation chroot "${volumes[@]}" "$ctr" -- "${command[@]}" &
   runner=$!
   stop() {
     # buildah answers TERM by killing the command outright: signal the command itself, so the
