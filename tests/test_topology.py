@@ -253,13 +253,14 @@ def prefetch_like_an_ehr(topology: Topology, patient: str) -> dict[str, Any]:
         query = template.replace("{{context.patientId}}", patient)
         bundle = httpx.get(f"{topology.fhir}/{query}", timeout=10).json()
         assert not [link for link in bundle.get("link", []) if link["relation"] == "next"]
-        entries = [e for e in bundle.get("entry", []) if patient_of(e["resource"]) == patient]
+        entries = [e for e in bundle.get("entry", []) if patient_of(e["resource"]) in ("", patient)]
         prefetch[key] = bundle | {"entry": entries, "total": len(entries)}
     return prefetch
 
 
-def patient_of(resource: dict[str, Any]) -> str | None:
-    """The FHIR server may ignore ?patient= on some types: an EHR sends one patient's data."""
+def patient_of(resource: dict[str, Any]) -> str:
+    """The FHIR server may ignore ?patient= on some types: an EHR sends one patient's data
+    (and what it includes for it, such as Medications, which name no patient: "")."""
     reference = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
     return reference.removeprefix("Patient/")
 
