@@ -32,6 +32,10 @@ from tests.order_requests import (
 SIGN = "/cds-services/aimss-order-sign"
 SELECT = "/cds-services/aimss-order-select"
 CLOSED_PORT_FHIR = "http://127.0.0.1:9/fhir"
+SELECT_CHART_KEYS = ("dxaObservations", "dxaProcedures", "dxaReports", "painObservations", "bpiResponses",
+                     "conditions")
+"""order-select's prefetch keys besides the medications: DXA (a baseline at AI start), pain, BPI
+and conditions (what to expect from analgesics)."""
 SAFETY_TOPICS = {
     "serm-with-ai", "estrogen-with-ai", "tamoxifen-cyp2d6", "serotonergic-interaction", "ai-with-tamoxifen",
 }
@@ -100,8 +104,7 @@ def test_order_time_prefetch_asks_only_for_what_its_rules_read(client):
     services = {s["id"]: s for s in client.get("/cds-services").json()["services"]}
     assert set(services["aimss-order-sign"]["prefetch"]) == {"medicationStatements", "medicationRequests"}
     select = services["aimss-order-select"]["prefetch"]
-    assert {"medicationStatements", "medicationRequests", "dxaObservations", "dxaProcedures",
-            "painObservations", "bpiResponses", "conditions"} == set(select)
+    assert {"medicationStatements", "medicationRequests", *SELECT_CHART_KEYS} == set(select)
     assert set(services["aimss-patient-view"]["prefetch"]) > set(select)
 
 
@@ -196,7 +199,7 @@ def test_advice_only_drafts_get_no_card_at_signing(client):
     assert sign(client, IBUPROFEN, on(ANASTROZOLE, "ms-ai")) == {"cards": []}
     select = client.post(SELECT, json=order_select(
         sandbox_rx_draft(*LETROZOLE), prefetch=medications() | dict.fromkeys(
-            ("dxaObservations", "dxaProcedures", "painObservations", "bpiResponses", "conditions"))))
+            SELECT_CHART_KEYS)))
     assert topics(select.json()) == {"ai-start-bone-health"}
 
 
@@ -276,9 +279,7 @@ def select_then_sign(make_client, hours_later: float, reason: str | None = "not-
     client = make_client(now=lambda: now[0])
     chart = medications(on(ANASTROZOLE, "ms-ai"))
     selected = client.post(SELECT, json=order_select(sandbox_rx_draft(*RALOXIFENE), prefetch=chart
-                                                      | dict.fromkeys(("dxaObservations", "dxaProcedures",
-                                                                       "painObservations", "bpiResponses",
-                                                                       "conditions"))))
+                                                      | dict.fromkeys(SELECT_CHART_KEYS)))
     override(client, SELECT, card_of(selected.json(), "serm-with-ai"), reason)
     now[0] = SELECTED_AT + timedelta(hours=hours_later)
     body = sandbox_order_sign(sandbox_rx_draft(*sign_draft, patient_id=sign_patient), patient_id=sign_patient,
@@ -315,8 +316,7 @@ def test_both_hooks_record_their_cards_with_the_draft_and_the_hook(make_client, 
     database_url = f"sqlite:///{tmp_path}/records.db"
     client = make_client(database_url=database_url)
     chart = medications(on(ANASTROZOLE, "ms-ai"))
-    select_prefetch = chart | dict.fromkeys(("dxaObservations", "dxaProcedures", "painObservations",
-                                             "bpiResponses", "conditions"))
+    select_prefetch = chart | dict.fromkeys(SELECT_CHART_KEYS)
     selected = client.post(SELECT, json=order_select(sandbox_rx_draft(*RALOXIFENE), prefetch=select_prefetch))
     signed = client.post(SIGN, json=sandbox_order_sign(sandbox_rx_draft(*RALOXIFENE), prefetch=chart))
     client.post(f"{SIGN}/feedback", json={"feedback": [{
@@ -372,7 +372,7 @@ def vaginal_client(make_client, tmp_path):
 def test_vaginal_estrogen_is_advice_at_order_select_and_no_card_at_signing(vaginal_client, product):
     chart = medications(on(ANASTROZOLE, "ms-ai"))
     selected = vaginal_client.post(SELECT, json=order_select(sandbox_rx_draft(*product), prefetch=chart | dict.fromkeys(
-        ("dxaObservations", "dxaProcedures", "painObservations", "bpiResponses", "conditions"))))
+        SELECT_CHART_KEYS)))
     card = card_of(selected.json(), "estrogen-with-ai")
     assert card["indicator"] == "info" and "oncology" in card["detail"]
     assert "suggestions" not in card, "never a 'remove' card"
@@ -433,3 +433,20 @@ def test_the_14_day_washout_is_for_maois_not_for_linezolid(client):
     stopped = (TODAY - timedelta(days=3)).isoformat()
     body = sign(client, DULOXETINE, on(LINEZOLID, "ms-lzd", start="2026-11-01", end=stopped, status="completed"))
     assert body == {"cards": []}
+
+
+def test_order_select_reads_a_dxa_known_only_from_its_report(client):
+    """ai-start-bone-health reads every kind of DXA record, so order-select's prefetch asks for
+    reports too (shape from tests/corpus/dxa-report-only.json)."""
+    report = {
+        "resourceType": "DiagnosticReport", "id": "dr-dxa", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "83311-1",
+                             "display": "DXA Bone density quantitative measurement panel"}]},
+        "subject": {"reference": "Patient/pat-1"}, "effectiveDateTime": "2026-05-21T10:02:00-07:00",
+    }
+    prefetch = medications() | dict.fromkeys(SELECT_CHART_KEYS)
+    assert topics(client.post(SELECT, json=order_select(sandbox_rx_draft(*LETROZOLE), prefetch=prefetch)).json()) == {
+        "ai-start-bone-health"}
+    prefetch["dxaReports"] = {"resourceType": "Bundle", "entry": [{"resource": report}]}
+    assert client.post(SELECT, json=order_select(sandbox_rx_draft(*LETROZOLE), prefetch=prefetch)).json() == {
+        "cards": []}

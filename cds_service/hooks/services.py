@@ -96,7 +96,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
         return tuple(keys[name] for name in names)
 
     medications = ("medicationStatements", "medicationRequests")
-    order_select_keys = only(*medications, "dxaObservations", "dxaProcedures", "painObservations",
+    order_select_keys = only(*medications, "dxaObservations", "dxaProcedures", "dxaReports", "painObservations",
                              "bpiResponses", "conditions")
     jwt = "Calls must carry a JWT from a trusted issuer."
     reads = ("through prefetch or `fhirServer` with `fhirAuthorization`; without the medications "
@@ -131,7 +131,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             usage_requirements=(
                 "Register on `order-select`; checks the drafts named in `selections` (R4 "
                 "MedicationRequest with an RxNorm code). Reads the patient's MedicationStatement "
-                "and MedicationRequest, DXA Observations and Procedures, pain and BPI "
+                "and MedicationRequest, DXA Observations, Procedures and DiagnosticReports, pain and BPI "
                 f"Observations, QuestionnaireResponses and Conditions, {reads} Drafts without a "
                 f"known drug are answered at once with no cards. {jwt}"
             ),
