@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from cds_service.dates import months_before
+from cds_service.clinical.dates import months_before
 from sandbox.synthetic import (
     ACETAMINOPHEN_500MG,
     ANASTROZOLE_1MG,

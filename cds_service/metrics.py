@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .protocol import Card, FeedbackItem
+from cds_service.hooks.protocol import Card, FeedbackItem
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -49,6 +49,11 @@ FEEDBACK_ITEMS = Counter(
     ["service", "outcome", "reason"],
 )
 AUTH_FAILURES = Counter("aimss_auth_failures", "Rejected JWTs, by reason.", ["reason"])
+INTERNAL_ERRORS = Counter(
+    "aimss_internal_errors",
+    "Bugs: unexpected exceptions in a step of the hook pipeline, by step.",
+    ["stage"],
+)
 
 # The reasons gather and the FHIR client give for an unavailable key; anything else is "other".
 _KEY_REASONS = frozenset({

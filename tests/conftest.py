@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
 
-from cds_service.app import create_app
-from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.web.app import create_app
+from cds_service.knowledge.loader import Knowledge, load_knowledge
 from cds_service.settings import Settings, default_profiles_dir
 from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
-from cds_service.app import create_app
+from cds_service.web.app import create_app
 from cds_service.settings import Settings
 from cds_service.store import Database, FeedbackLog
 from sandbox import web

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cds_service.app import create_app
-from cds_service.protocol import FeedbackRequest, HookRequest
+from cds_service.web.app import create_app
+from cds_service.hooks.protocol import FeedbackRequest, HookRequest
 from cds_service.settings import Settings
 from tests.conftest import TODAY
 

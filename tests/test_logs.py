@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from cds_service import logs
-from cds_service.app import create_app
+from cds_service.web.app import create_app
 from cds_service.settings import Settings
 from tests.conftest import TODAY
 from tests.faulty_fhir import FaultyFhir, anastrozole, faulty_fhir

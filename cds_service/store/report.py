@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select, true
 
-from ..knowledge import OVERRIDE_SYSTEM
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from .database import Database
 from .schema import feedback, issued_cards
 

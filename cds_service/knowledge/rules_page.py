@@ -5,8 +5,8 @@ topics, PlanDefinition, ActivityDefinitions, ValueSets, BPI Questionnaire) and t
 files, so a clinician can review the rules without reading Python (DESIGN §5). The output is
 deterministic: the shipped page ``docs/rules.md`` is checked against a fresh render by the tests.
 
-    python -m cds_service.rules_page > docs/rules.md
-    python -m cds_service.rules_page --rules-file site-rules.toml   # a site's merged values
+    python -m cds_service.knowledge.rules_page > docs/rules.md
+    python -m cds_service.knowledge.rules_page --rules-file site-rules.toml   # a site's merged values
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .knowledge import TOPIC_SYSTEM, VERIFICATION_EXTENSION, KnowledgeError, load_knowledge
-from .rules_config import merge
-from .settings import default_profiles_dir
+from cds_service.knowledge.loader import TOPIC_SYSTEM, VERIFICATION_EXTENSION, KnowledgeError, load_knowledge
+from cds_service.knowledge.rules_config import merge
+from cds_service.settings import default_profiles_dir
 
 Resource = dict[str, Any]
 
@@ -98,7 +98,7 @@ def render_rules_page(profiles_dir: Path, rules_file: Path | None = None) -> str
             (
                 f"Generated from `{plan['url']}` (version {plan.get('version', '?')}, status "
                 f"{plan.get('status', '?')}) and the files beside it. Do not edit by hand: run "
-                "`python -m cds_service.rules_page > docs/rules.md`."
+                "`python -m cds_service.knowledge.rules_page > docs/rules.md`."
             ),
             "",
         ]
@@ -486,7 +486,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cds_service.rules_page",
+        prog="python -m cds_service.knowledge.rules_page",
         description="Write the human-readable rules page (Markdown) to standard output.",
     )
     parser.add_argument(

@@ -18,7 +18,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from .rules_config import RulesConfig, merge
+from cds_service.knowledge.rules_config import RulesConfig, merge
 
 VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/code-verification"
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"

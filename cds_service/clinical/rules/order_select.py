@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .dates import months_before
-from .facts import AROMATASE_INHIBITORS, BONE_DENSITY, DraftedOrder, MedicationUse, PatientFacts
-from .findings import Finding, Indicator, Order
-from .knowledge import Knowledge
-from .rules import ANALGESICS, aimss_evidence, data_incomplete, describe
+from cds_service.clinical.dates import months_before
+from cds_service.clinical.facts.model import (
+    AROMATASE_INHIBITORS,
+    DataSource,
+    DraftedOrder,
+    MedicationUse,
+    PatientFacts,
+)
+from cds_service.clinical.findings import Finding, Indicator, Order
+from cds_service.knowledge.loader import Knowledge
+from cds_service.clinical.rules.patient_view import ANALGESICS, aimss_evidence, data_incomplete, describe
 
 OrderRule = Callable[[PatientFacts, Knowledge, tuple[DraftedOrder, ...]], Finding | None]
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
@@ -134,7 +140,7 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tu
 
 def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
     draft = _drafted(drafts, AROMATASE_INHIBITORS)
-    if draft is None or not facts.knows(BONE_DENSITY):
+    if draft is None or not facts.knows(DataSource.BONE_DENSITY):
         return None
     interval = knowledge.rules.ai_start_bone_health.dxa_interval_months
     last = facts.last_bone_density_test
