@@ -66,6 +66,9 @@ def extract_facts(
         vitamin_d=recent(
             vitamin_d(measured("vitamin-d-25oh"), observations.get("vitamin-d-25oh", [])), since
         ),
+        creatinine_clearance=recent(measured("creatinine-clearance"), since),
+        egfr=recent(measured("egfr"), since),
+        serum_calcium=recent(measured("serum-calcium"), since),
         conditions=tuple(active_conditions(by_type.get("Condition", []), knowledge)),
         interventions=tuple(recent_interventions(by_type, knowledge, since)),
     )
