@@ -84,16 +84,9 @@ def _selection_behavior(suggestions: list[Suggestion]) -> str | None:
 def _detail(finding: Finding, recommendation: Recommendation) -> str:
     lines = ["**Why this card**", *(f"- {line}" for line in _evidence(finding)), ""]
     lines += ["**What to do**", finding.advice, "", "**Evidence**"]
-    lines += [
-        f"- [{c.label}]({c.url}): {c.display}" if c.url else f"- {c.label}: {c.display}"
-        for c in recommendation.citations
+    lines += [  # links only: each citation's full text and verification status is on the rules page
+        f"- [{c.label}]({c.url})" if c.url else f"- {c.label}" for c in recommendation.citations
     ]
-    if finding.unverified_codes:
-        lines += [
-            "",
-            "_Matched through codes marked UNVERIFIED in the AIMSS code reference: "
-            f"{', '.join(finding.unverified_codes)}. Check the record._",
-        ]
     return "\n".join(lines)
 
 

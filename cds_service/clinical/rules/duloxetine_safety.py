@@ -1,0 +1,107 @@
+"""What every card that proposes duloxetine checks first (DESIGN §4, "Safety rules every card keeps").
+
+The plan's duloxetine, the multimodal bundle and the adherence card all ask here, so none of them
+can suggest it beside an MAOI or linezolid (current or stopped within the washout), and each names
+the other serotonergic drugs and the label's cautions the chart shows. The value sets and the
+thresholds come from ``[duloxetine-safety]`` in rules.toml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.clinical.facts.model import Measurement, MedicationUse, PatientFacts, Record
+from cds_service.knowledge.loader import Knowledge
+
+
+@dataclass(frozen=True)
+class DuloxetineSafety:
+    """The chart's answer to "may duloxetine be suggested, and what must the card say?"."""
+
+    contraindicated_by: tuple[MedicationUse, ...]
+    serotonergic: tuple[MedicationUse, ...]
+    hepatic: tuple[Record, ...]
+    alcohol: tuple[Record, ...]
+    glaucoma: tuple[Record, ...]
+    bleeding: tuple[MedicationUse, ...]
+    low_kidney_function: Measurement | None
+    washout_days: int
+    min_kidney_function: float
+
+    @property
+    def allowed(self) -> bool:
+        """Duloxetine may be suggested (with its cautions): no MAOI or linezolid within the washout."""
+        return not self.contraindicated_by
+
+    def lines(self) -> tuple[str, ...]:
+        """What the card says, one line per finding; empty when the chart shows nothing."""
+        lines = [
+            f"Do not start duloxetine: {_when(use)}. Allow at least {self.washout_days} days after "
+            "an MAOI or linezolid (serotonin syndrome)."
+            for use in self.contraindicated_by
+        ]
+        if self.serotonergic:
+            lines.append(f"Serotonin-syndrome risk with {_names(self.serotonergic)}: start low, "
+                         "watch for agitation, tremor, fever.")
+        if self.hepatic:
+            lines.append(f"Liver disease ({_names(self.hepatic)}): the label says avoid duloxetine "
+                         "in hepatic impairment.")
+        if self.alcohol:
+            lines.append(f"Heavy alcohol use ({_names(self.alcohol)}): the label says avoid "
+                         "duloxetine (liver injury).")
+        if self.low_kidney_function is not None:
+            result = self.low_kidney_function
+            lines.append(f"Kidney function: {result.name} {result.value:g} ({result.when.isoformat()}), "
+                         f"below {self.min_kidney_function:g}: the label says avoid duloxetine in "
+                         "severe renal impairment.")
+        if self.glaucoma:
+            lines.append(f"{_names(self.glaucoma)}: duloxetine can dilate the pupil; avoid if the "
+                         "glaucoma is uncontrolled.")
+        if self.bleeding:
+            lines.append(f"On {_names(self.bleeding)}: duloxetine adds to the bleeding risk.")
+        return tuple(lines)
+
+
+def duloxetine_safety(facts: PatientFacts, knowledge: Knowledge) -> DuloxetineSafety:
+    rules = knowledge.rules.duloxetine_safety
+    contraindicated = {
+        id(use): use
+        for group in rules.contraindicated_sets
+        for use in (*facts.current(group), *facts.stopped_within(group, rules.washout_days))
+    }
+    kidney = facts.kidney_function
+    return DuloxetineSafety(
+        contraindicated_by=tuple(contraindicated.values()),
+        serotonergic=_current(facts, rules.serotonergic_sets, exclude=("duloxetine",)),
+        hepatic=_conditions(facts, rules.hepatic_sets),
+        alcohol=_conditions(facts, rules.alcohol_sets),
+        glaucoma=_conditions(facts, rules.glaucoma_sets),
+        bleeding=_current(facts, rules.bleeding_sets),
+        low_kidney_function=kidney if kidney and kidney.value < rules.min_kidney_function else None,
+        washout_days=rules.washout_days,
+        min_kidney_function=rules.min_kidney_function,
+    )
+
+
+def _current(
+    facts: PatientFacts, groups: tuple[str, ...], exclude: tuple[str, ...] = ()
+) -> tuple[MedicationUse, ...]:
+    found = {id(use): use for group in groups for use in facts.current(group)}
+    return tuple(use for use in found.values() if not use.groups.intersection(exclude))
+
+
+def _conditions(facts: PatientFacts, groups: tuple[str, ...]) -> tuple[Record, ...]:
+    found = {id(record): record for group in groups for record in facts.has(group)}
+    return tuple(found.values())
+
+
+def _names(items: tuple[MedicationUse, ...] | tuple[Record, ...]) -> str:
+    return ", ".join(dict.fromkeys(item.name for item in items))
+
+
+def _when(use: MedicationUse) -> str:
+    if use.is_current:
+        return f"on {use.name}"
+    if use.end is None:
+        return f"{use.name} {use.status}, end date not recorded"
+    return f"{use.name} {use.status} on {use.end.isoformat()}"
