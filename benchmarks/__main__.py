@@ -34,10 +34,10 @@ from typing import Any
 
 import httpx
 
-from cds_service.fhir.resources import bundle_resources, next_link, patient_of
 from cds_service.fhir.gather import render_template
-from cds_service.knowledge.loader import load_knowledge
+from cds_service.fhir.resources import bundle_resources, next_link, patient_of
 from cds_service.hooks.services import PATIENT_VIEW, build_services
+from cds_service.knowledge.loader import load_knowledge
 from cds_service.settings import default_profiles_dir
 from sandbox.load import load_patients
 

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
-from cds_service.hooks.alert_fatigue import without_quieted
 from cds_service.clinical.findings import Finding
+from cds_service.hooks.alert_fatigue import without_quieted
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 from cds_service.store.database import engine_url

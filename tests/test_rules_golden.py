@@ -15,8 +15,14 @@ from cds_service.clinical.facts.model import DataSource
 from cds_service.clinical.rules.order_select import evaluate_order_select
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from sandbox.synthetic import (
-    ANASTROZOLE_1MG, DXA_FEMUR_T, LOINC, RXNORM, SNOMED, TAMOXIFEN_10MG, coding,
-    medication_statement, observation,
+    ANASTROZOLE_1MG,
+    DXA_FEMUR_T,
+    RXNORM,
+    SNOMED,
+    TAMOXIFEN_10MG,
+    coding,
+    medication_statement,
+    observation,
 )
 from tests.conftest import TODAY
 

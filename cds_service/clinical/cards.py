@@ -9,8 +9,8 @@ from datetime import date
 from cds_service.clinical.activities import instantiate
 from cds_service.clinical.facts.model import DataSource
 from cds_service.clinical.findings import Finding, Order
+from cds_service.hooks.protocol import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge, Recommendation
-from cds_service.hooks.protocol import Action, Card, Coding, Source, Suggestion
 
 NewId = Callable[[], str]
 
@@ -55,7 +55,7 @@ def _card(
     lead = recommendation.citations[0]
     return Card(
         uuid=new_id(),
-        summary=finding.summary,
+        summary=finding.summary[:SUMMARY_MAX],  # a drug's name can make it long
         detail=_detail(finding, recommendation),
         indicator=finding.indicator,
         source=Source(

@@ -150,7 +150,7 @@ async def _fetch_missing(
     )
     jobs = {key: asyncio.ensure_future(client.fetch(url)) for key, url in to_fetch.items()}
     jobs |= {key: asyncio.ensure_future(client.follow(url)) for key, url in to_continue.items()}
-    done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
+    _done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
     for job in pending:
         job.cancel()
     for key, job in jobs.items():

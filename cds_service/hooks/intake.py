@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from cds_service.clinical.facts import PatientFacts, extract_facts
+from cds_service.clinical.facts import extract_facts
+from cds_service.clinical.facts.model import PatientFacts
 from cds_service.fhir.gather import Gathered
 from cds_service.hooks.services import CdsService
 from cds_service.knowledge.loader import Knowledge

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service.clinical.facts.medications import drafted_orders
-from cds_service.clinical.facts.model import INTERVENTION_SETS, DataSource, DraftedOrder, PatientFacts
-from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.facts.model import (
+    INTERVENTION_SETS,
+    DataSource,
+    DraftedOrder,
+    PatientFacts,
+)
 from cds_service.clinical.findings import Finding
-from cds_service.knowledge.loader import Knowledge
-from cds_service.hooks.protocol import OrderSelectContext, PatientViewContext, ServiceDescription
+from cds_service.clinical.rules.order_select import evaluate_order_select
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
+from cds_service.hooks.protocol import OrderSelectContext, PatientViewContext, ServiceDescription
+from cds_service.knowledge.loader import Knowledge
 
 PATIENT_VIEW = "aimss-patient-view"
 ORDER_SELECT = "aimss-order-select"

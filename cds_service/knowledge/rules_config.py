@@ -6,7 +6,7 @@ misspelt key, so a site override cannot silently do nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -150,7 +150,7 @@ def valueset_references(config: BaseModel) -> set[str]:
     return found
 
 
-def merge(base: dict, override: dict) -> dict:
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge a site's partial rules over the shipped ones."""
     merged = dict(base)
     for key, value in override.items():

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cds_service.hooks.protocol import FeedbackItem
+
 from .database import Database
 from .issued import link_overrides
 from .schema import feedback

@@ -9,6 +9,7 @@ osteonecrosis of the jaw) stops the suggestion. Thresholds come from ``[bone-pro
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from cds_service.clinical.dates import months_before
 from cds_service.clinical.facts.model import MedicationUse, PatientFacts
 
@@ -75,7 +76,7 @@ def lapsed_denosumab(facts: PatientFacts, interval_months: int) -> str | None:
     if not uses:
         return None
     stopped = [use for use in uses if use.status == "stopped"]
-    doses = [when for use in uses if (when := use.last_taken) is not None]
+    doses = [taken for use in uses if (taken := use.last_taken) is not None]
     last = max(doses, default=None)
     overdue = last is not None and last < months_before(facts.today, interval_months)
     current_open = any(use.is_current and use.last_taken is None for use in uses)

@@ -24,7 +24,11 @@ from cds_service.clinical.facts.model import (
     Record,
 )
 from cds_service.clinical.findings import Finding, Order
-from cds_service.clinical.rules.bone_agent_safety import agent_check, lapsed_denosumab, other_bone_agents
+from cds_service.clinical.rules.bone_agent_safety import (
+    agent_check,
+    lapsed_denosumab,
+    other_bone_agents,
+)
 from cds_service.clinical.rules.duloxetine_safety import DuloxetineSafety, duloxetine_safety
 from cds_service.knowledge.loader import Knowledge
 

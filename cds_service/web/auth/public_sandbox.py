@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from cds_service.web.auth.issuers import TrustedIssuer
-from pathlib import Path
 
 PUBLIC_SANDBOX_ISS = "https://sandbox.cds-hooks.org"
 PUBLIC_SANDBOX_JWKS_FILE = Path(__file__).resolve().parent / "public_sandbox_jwks.json"
