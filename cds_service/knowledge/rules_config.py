@@ -78,6 +78,7 @@ class BoneProtectionRules(_Section):
     t_score_guideline: Literal["hadji-2017", "asco-2019"]
     t_score_thresholds: dict[Literal["hadji-2017", "asco-2019"], TScore]
     osteopenia_t_score: TScore
+    min_t_score_fall: float = Field(gt=0)
     fracture_sets: ValueSets
     agent_activity: str
     agent_min_kidney_function: float = Field(gt=0)

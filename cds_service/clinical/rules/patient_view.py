@@ -352,7 +352,7 @@ def _bone_agent_reasons(facts: PatientFacts, knowledge: Knowledge) -> list[str]:
     if lowest and lowest.t_score is not None and lowest.t_score <= rules.max_t_score:
         reasons.append(f"Lowest T-score {lowest.t_score:g} ({lowest.name}, {lowest.when.isoformat()}); "
                        f"threshold {rules.max_t_score:g} ({_GUIDELINE_NAMES[rules.t_score_guideline]}).")
-    for earlier, later in _falls_into_osteopenia(facts, rules.osteopenia_t_score):
+    for earlier, later in _falls_into_osteopenia(facts, rules.osteopenia_t_score, rules.min_t_score_fall):
         reasons.append(f"T-score fell from {earlier.t_score:g} ({earlier.when.isoformat()}) to "
                        f"{later.t_score:g} ({later.when.isoformat()}) at {later.name}: now osteopenic.")
     reasons += [f"Osteoporosis: {r.describe()}." for r in facts.has("osteoporosis")]
@@ -369,9 +369,10 @@ def _lowest_latest_t_score(facts: PatientFacts) -> BoneDensityTest | None:
 
 
 def _falls_into_osteopenia(
-    facts: PatientFacts, osteopenia: float
+    facts: PatientFacts, osteopenia: float, min_fall: float
 ) -> list[tuple[BoneDensityTest, BoneDensityTest]]:
-    """Sites whose last two scans went from a normal T-score to one at or below ``osteopenia``."""
+    """Sites whose last two scans went from a normal T-score to one at or below ``osteopenia``,
+    by at least ``min_fall``."""
     by_site: dict[str, list[BoneDensityTest]] = {}
     for test in sorted(facts.bone_density_tests, key=lambda t: t.when):
         if test.t_score is not None:
@@ -379,6 +380,7 @@ def _falls_into_osteopenia(
     return [
         (tests[-2], tests[-1]) for tests in by_site.values()
         if len(tests) >= 2 and (tests[-2].t_score or 0) > osteopenia >= (tests[-1].t_score or 0)
+        and (tests[-2].t_score or 0) - (tests[-1].t_score or 0) >= min_fall - 1e-9
     ]
 
 
