@@ -28,4 +28,4 @@ class Store:
         self.database.close()
 
 
-__all__ = ["Store", "Database", "FeedbackLog", "CardLedger", "PatientKeys", "DatabaseReplayGuard"]
+__all__ = ["CardLedger", "Database", "DatabaseReplayGuard", "FeedbackLog", "PatientKeys", "Store"]

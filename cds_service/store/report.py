@@ -8,13 +8,15 @@ is shown under ``UNKNOWN_TOPIC`` so that nothing received is hidden.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, true
 
-from ..knowledge import OVERRIDE_SYSTEM
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
+
 from .database import Database
 from .schema import feedback, issued_cards
 
@@ -63,9 +65,8 @@ def topic_report(database: Database, since: date | None = None) -> list[TopicSta
         else true()
     )
     with database.durable.connect() as connection:
-        for name, count in connection.execute(
-            select(topic, func.count()).where(in_window).group_by(topic)
-        ):
+        issued = connection.execute(select(topic, func.count()).where(in_window).group_by(topic))
+        for name, count in cast("Iterable[tuple[str | None, int]]", issued):
             of(name).issued = count
         outcomes = (
             select(topic, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
@@ -73,7 +74,9 @@ def topic_report(database: Database, since: date | None = None) -> list[TopicSta
             .where(feedback_in_window)
             .group_by(topic, feedback.c.outcome)
         )
-        for name, outcome, count in connection.execute(outcomes):
+        for name, outcome, count in cast(
+            "Iterable[tuple[str | None, str, int]]", connection.execute(outcomes)
+        ):
             setattr(of(name), outcome, count)
         reasons = (
             select(topic, feedback.c.override_system, feedback.c.override_code, func.count())
@@ -82,7 +85,9 @@ def topic_report(database: Database, since: date | None = None) -> list[TopicSta
             .group_by(topic, feedback.c.override_system, feedback.c.override_code)
         )
         counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for name, system, code, count in connection.execute(reasons):
+        for name, system, code, count in cast(
+            "Iterable[tuple[str | None, str | None, str | None, int]]", connection.execute(reasons)
+        ):
             label = _reason_label(system, code)
             bucket = counts[name or UNKNOWN_TOPIC]
             bucket[label] = bucket.get(label, 0) + count
