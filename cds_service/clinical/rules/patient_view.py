@@ -1,13 +1,16 @@
 """The recommendations: pure functions from ``PatientFacts`` and the knowledge to findings.
 
 One function per topic, named after it (DESIGN §4); thresholds come from ``knowledge.rules``
-(rules.toml), never from literals here. A rule whose data is unavailable does not fire: the
-``data-incomplete`` card says what could not be read instead.
+(rules.toml), never from literals here, and wording from card-text.toml: a rule returns its
+topic, indicator, the data it read, the values its wording needs and its orders (by
+ActivityDefinition id). A rule whose data is unavailable does not fire: the
+``data-incomplete`` finding says what could not be read instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from cds_service.clinical.dates import months_before, whole_months_between
@@ -22,12 +25,18 @@ from cds_service.clinical.facts.model import (
     PatientFacts,
     Record,
 )
-from cds_service.clinical.findings import Finding, Order
+from cds_service.clinical.findings import Datum, Finding, Indicator, Order
 from cds_service.knowledge.loader import Knowledge
+from cds_service.knowledge.wording import ParamValue
 
 Rule = Callable[[PatientFacts, Knowledge], Finding | None]
-Evidence = MedicationUse | BoneDensityTest | Measurement | Record
+Params = dict[str, ParamValue]
 ANALGESICS = ("nsaids", "acetaminophen")
+INTERVENTION_ORDERS = {
+    "exercise-program": "exercise-program",
+    "physical-therapy": "physical-therapy-referral",
+    "acupuncture": "acupuncture-referral",
+}
 
 
 def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Finding]:
@@ -44,14 +53,106 @@ def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Fin
     return findings
 
 
+# --- what every patient-view rule shows -----------------------------------------------------
+
+
+def state(facts: PatientFacts) -> Params:
+    """The patient's AI and latest scores, for any template that names them."""
+    params: Params = {}
+    if ais := facts.current_aromatase_inhibitors:
+        params["ai"] = ingredient(ais[0])
+        if (start := facts.ai_start) is not None:
+            params["ai_since"] = start
+            params["ai_months"] = whole_months_between(start, facts.today)
+    if (pain := facts.latest_pain) is not None:
+        params["pain"] = score(pain)
+        params["pain_date"] = pain.when
+    if (bpi := facts.latest_bpi_interference) is not None:
+        params["bpi"] = interference(bpi)
+        params["bpi_date"] = bpi.when
+    return params
+
+
+def symptom_urgency(facts: PatientFacts, knowledge: Knowledge) -> Indicator:
+    """The AIMSS plan is a warning at high pain or pain interference (rules.toml [aimss-plan])."""
+    rules = knowledge.rules.aimss_plan
+    pain, bpi = facts.latest_pain, facts.latest_bpi_interference
+    if (pain and pain.value >= rules.warning_min_pain) or (
+        bpi and bpi.value >= rules.warning_min_bpi_interference
+    ):
+        return "warning"
+    return "info"
+
+
+def ingredient(use: MedicationUse) -> str:
+    return next((name for name in AI_INGREDIENTS if name in use.groups), use.name)
+
+
+def score(measurement: Measurement) -> str:
+    return f"{measurement.value:g}/10"
+
+
+def interference(measurement: Measurement) -> str:
+    """A BPI interference score as a clinician reads it: one decimal (a mean of 7 items)."""
+    return f"{round(measurement.value, 1):g}"
+
+
+_SEMANTIC_TAG = re.compile(r"\s*\((disorder|finding|procedure|regime/therapy|situation|observable entity)\)$")
+
+
+def plain(name: str) -> str:
+    """A coded display without SNOMED's semantic tag: "Trigger finger", not "... (disorder)"."""
+    return _SEMANTIC_TAG.sub("", name)
+
+
+def dxa_site(test: BoneDensityTest) -> str:
+    """The site a DXA result names ("DXA Femur [T-score] ..." -> "femur"), else its name."""
+    found = re.match(r"DXA (.+?) \[", test.name)
+    return found.group(1).lower() if found else plain(test.name)
+
+
+def ai_data(facts: PatientFacts) -> tuple[Datum, ...]:
+    return tuple(Datum(ingredient(use), when=use.start, since=True) for use in facts.current_aromatase_inhibitors)
+
+
+def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTest]) -> tuple[Datum, ...]:
+    """Data items a card lists: drugs with their start, scores and records with their date."""
+    found = []
+    for item in items:
+        if isinstance(item, MedicationUse):
+            found.append(Datum(item.name, when=item.start, since=True))
+        elif isinstance(item, Measurement):
+            found.append(Datum(item.name, f"{item.value:g}", item.when))
+        elif isinstance(item, BoneDensityTest):
+            if item.t_score is None:
+                found.append(Datum("DXA", when=item.when))
+            else:
+                found.append(Datum(f"DXA T-score ({dxa_site(item)})", f"{item.t_score:g}", item.when))
+        else:
+            found.append(Datum(plain(item.name), when=item.when))
+    return tuple(found)
+
+
+def pain_datum(measurement: Measurement) -> Datum:
+    return Datum("pain", score(measurement), measurement.when)
+
+
+def names(items: Iterable[MedicationUse | Record]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(plain(item.name) for item in items))
+
+
 # --- symptoms -------------------------------------------------------------------------------
 
 
-def aimss_evidence(facts: PatientFacts, knowledge: Knowledge) -> tuple[Evidence, ...]:
+def aimss_evidence(facts: PatientFacts, knowledge: Knowledge) -> tuple[Measurement | Record, ...]:
     """What shows AIMSS: a recent pain score at or above the threshold, or a coded symptom."""
     latest = facts.latest_pain
     pain = (latest,) if latest and latest.value >= knowledge.rules.exercise.min_pain else ()
     return (*pain, *facts.has("aimss-symptoms"), *facts.has("hand-wrist-syndromes"))
+
+
+def _shown_data(shown: Iterable[Measurement | Record]) -> tuple[Datum, ...]:
+    return tuple(pain_datum(s) if isinstance(s, Measurement) else Datum(plain(s.name), when=s.when) for s in shown)
 
 
 def symptom_assessment(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -65,17 +166,11 @@ def symptom_assessment(facts: PatientFacts, knowledge: Knowledge) -> Finding | N
     if any(m.when >= window for m in (*facts.pain_scores, *facts.bpi_interference)):
         return None
     last = facts.latest_pain
-    seen = f"Last pain score: {last.describe()}." if last else "No pain score or BPI on record."
     return Finding(
         topic="symptom-assessment",
         indicator="info",
-        summary="Ask about joint pain and stiffness: no pain score recorded on the aromatase inhibitor",
-        evidence=(*_ai_evidence(facts), seen,
-                  f"Rule: on an AI for {rules.min_weeks_on_ai}+ weeks and no pain score in "
-                  f"{rules.pain_score_within_days} days."),
-        advice=("Ask about joint pain and stiffness at each visit and record a 0-10 pain score "
-                "and the Brief Pain Inventory (short form). Joint pain predicts stopping the AI."),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors),
+        evidence=(*ai_data(facts), *((pain_datum(last),) if last else ())),
+        params={**state(facts), "window_days": rules.pain_score_within_days},
     )
 
 
@@ -83,28 +178,25 @@ def exercise(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     shown = aimss_evidence(facts, knowledge)
     if not shown:
         return None
-    in_place = {s for s in INTERVENTION_SETS if facts.has(s)}
-    offers = [
-        Order("Refer to a supervised exercise program", ("exercise-program",), recommended=True),
-        Order("Refer to physical therapy", ("physical-therapy-referral",)),
-        Order("Refer for acupuncture", ("acupuncture-referral",)),
-    ]
-    kinds = {"exercise-program": offers[0], "physical-therapy": offers[1], "acupuncture": offers[2]}
-    orders = tuple(order for kind, order in kinds.items() if kind not in in_place)
+    in_place = [s for s in INTERVENTION_SETS if facts.has(s)]
+    orders = tuple(
+        Order((activity,), recommended=kind == "exercise-program")
+        for kind, activity in INTERVENTION_ORDERS.items() if kind not in in_place
+    )
     if not orders:
         return None
-    already = [f"Already in place: {r.describe()}." for s in sorted(in_place) for r in facts.has(s)]
+    records = [r for s in in_place for r in facts.has(s)]
+    params: Params = {**state(facts)}
+    if coded := [s for s in shown if isinstance(s, Record)]:
+        params["symptoms"] = names(coded)
+    if records:
+        params["in_place"] = names(records)
     return Finding(
         topic="exercise",
-        indicator="info",
-        summary="AI-associated joint symptoms: prescribe exercise (150 min/week aerobic + resistance)",
-        evidence=(*_ai_evidence(facts), *describe(shown), *already),
-        advice=("Moderate aerobic exercise 150 minutes a week plus supervised resistance training "
-                "2 days a week reduced worst joint pain by about 30% in the HOPE trial. Physical "
-                "therapy helps where pain limits function; acupuncture (SWOG S1200) is a "
-                "complement."),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *_shown_data(shown), *data_of(records)),
+        params=params,
         orders=orders,
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *shown),
     )
 
 
@@ -114,19 +206,15 @@ def multimodal_management(facts: PatientFacts, knowledge: Knowledge) -> Finding 
     if latest is None or latest.value < threshold:
         return None
     duloxetine_ok = not facts.current("duloxetine") and not facts.current("maois-linezolid")
-    third = ("duloxetine-30mg", "duloxetine") if duloxetine_ok else ("acupuncture-referral", "acupuncture")
+    kinds = ["exercise-program", "physical-therapy", "duloxetine" if duloxetine_ok else "acupuncture"]
+    orders = {"duloxetine": "duloxetine-30mg", **INTERVENTION_ORDERS}
+    together = tuple(orders[kind] for kind in kinds if kind == "duloxetine" or not facts.has(kind))
     return Finding(
         topic="multimodal-management",
         indicator="warning",
-        summary=f"Severe pain interference (BPI {latest.value:g}): start several treatments together, not stepwise",
-        evidence=(*_ai_evidence(facts), latest.describe() + ".",
-                  f"Rule: BPI interference at or above {threshold:g}."),
-        advice=("In the seed cohort, patients with BPI interference of 7 or more who started two or "
-                "more kinds of treatment together were far less likely to interrupt their AI "
-                "(HR 0.125, 95% CI 0.042-0.378) than those treated one step at a time."),
-        orders=(Order(f"Start exercise, physical therapy and {third[1]} together",
-                      ("exercise-program", "physical-therapy-referral", third[0]), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, latest),
+        evidence=(*ai_data(facts), Datum("BPI interference", interference(latest), latest.when)),
+        params={**state(facts), "bpi_threshold": threshold},
+        orders=(Order(together, recommended=True),) if len(together) >= 2 else (),
     )
 
 
@@ -135,33 +223,34 @@ def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     if facts.current("duloxetine") or not facts.knows(DataSource.MEDICATIONS):
         return None
     latest, phq9 = facts.latest_pain, (facts.phq9[-1] if facts.phq9 else None)
-    reasons: list[Evidence] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     if latest and latest.value >= rules.min_pain:
-        reasons.append(latest)
-    reasons += facts.has("neuropathic-features") + facts.has("depression")
+        evidence.append(pain_datum(latest))
+    else:
+        params.pop("pain", None)
+    if neuropathic := facts.has("neuropathic-features"):
+        params["neuropathic"] = names(neuropathic)
+    if depression := facts.has("depression"):
+        params["depression"] = names(depression)
     if phq9 and phq9.value >= rules.min_phq9:
-        reasons.append(phq9)
-    if not reasons:
+        params |= {"phq9": phq9.value, "phq9_date": phq9.when}
+        evidence.append(Datum("PHQ-9", f"{phq9.value:g}", phq9.when))
+    evidence += data_of((*neuropathic, *depression))
+    if not evidence:
         return None
-    cautions = []
     blocked = facts.current("maois-linezolid")
-    if blocked:
-        cautions.append(f"Do not start: on {blocked[0].name} (MAOI/linezolid) - serotonin syndrome.")
-    for drug in facts.current("serotonergic-drugs"):
-        cautions.append(f"Serotonin-syndrome risk with {drug.name}.")
-    for drug in facts.current("tamoxifen"):
-        cautions.append(f"On {drug.name}: duloxetine is a moderate CYP2D6 inhibitor.")
+    for key, drugs in (("contraindicated", blocked), ("serotonergic", facts.current("serotonergic-drugs")),
+                       ("tamoxifen", facts.current("tamoxifen"))):
+        if drugs:
+            params[key] = names(drugs)
+            evidence += data_of(drugs)
     return Finding(
         topic="duloxetine",
-        indicator="warning" if blocked else "info",
-        summary="Consider duloxetine for AI joint pain (SWOG S1202)" + (": contraindicated now" if blocked else ""),
-        evidence=(*_ai_evidence(facts), *describe(reasons), *cautions,
-                  f"Rule: pain >= {rules.min_pain:g}, neuropathic features or depression "
-                  f"(PHQ-9 >= {rules.min_phq9}), and not on duloxetine."),
-        advice=("Duloxetine 30 mg daily for 1 week, then 60 mg daily, reduced AI-associated joint "
-                "pain in SWOG S1202. Not with an MAOI (or within 14 days) or linezolid."),
-        orders=() if blocked else (Order("Prescribe duloxetine 30 mg, then 60 mg", ("duloxetine-30mg",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *reasons),
+        indicator="warning" if blocked else symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
+        orders=() if blocked else (Order(("duloxetine-30mg",), recommended=True),),
     )
 
 
@@ -172,14 +261,14 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge) -> Finding
     analgesics = [m for group in ANALGESICS for m in facts.current(group)]
     if mild is None and not analgesics:
         return None
+    params: Params = {**state(facts)}
+    if analgesics:
+        params["analgesics"] = names(analgesics)
     return Finding(
         topic="analgesic-expectations",
-        indicator="info",
-        summary="NSAIDs and acetaminophen often disappoint for AI joint pain: set expectations",
-        evidence=(*_ai_evidence(facts), *describe([*([mild] if mild else []), *analgesics])),
-        advice=("Simple analgesics give limited relief in AIMSS. Set expectations, and pair them with "
-                "exercise and, if needed, acupuncture or duloxetine."),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *analgesics),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *((pain_datum(mild),) if mild else ()), *data_of(analgesics)),
+        params=params,
     )
 
 
@@ -189,14 +278,10 @@ def hand_wrist(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
         return None
     return Finding(
         topic="hand-wrist",
-        indicator="info",
-        summary="Hand or wrist syndrome on an aromatase inhibitor: splint and hand therapy",
-        evidence=(*_ai_evidence(facts), *describe(found)),
-        advice=("Carpal tunnel, trigger finger and de Quervain tenosynovitis are common on AIs. "
-                "Splint (neutral wrist or thumb spica), hand/occupational therapy; steroid "
-                "injection if refractory; hand-surgery referral if still refractory."),
-        orders=(Order("Refer to hand therapy", ("hand-therapy-referral",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *found),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *data_of(found)),
+        params={**state(facts), "hand": names(found)},
+        orders=(Order(("hand-therapy-referral",), recommended=True),),
     )
 
 
@@ -217,21 +302,17 @@ def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | No
     )
     if last is not None and last.when >= months_before(facts.today, interval) and not baseline_missing:
         return None
-    if last is None:
-        dxa = "No DXA result, report or procedure is on record."
-    else:
-        dxa = f"Last DXA: {last.name} on {last.when.isoformat()} ({whole_months_between(last.when, facts.today)} months ago)."
-    baseline = [f"No baseline DXA within {rules.baseline_window_months} months of the AI start."] if baseline_missing else []
+    params: Params = {**state(facts), "dxa_interval": interval}
+    if last is not None:
+        params |= {"dxa_date": last.when, "dxa_months": whole_months_between(last.when, facts.today)}
+        if baseline_missing:
+            params["baseline_window"] = rules.baseline_window_months
     return Finding(
         topic="bone-density-scan",
         indicator="info",
-        summary=f"No DXA in {interval} months on an aromatase inhibitor: order a bone density scan"
-        if not baseline_missing or last is None else "No baseline DXA near the start of the aromatase inhibitor",
-        evidence=(*_ai_evidence(facts), dxa, *baseline, f"Rule: a DXA at least every {interval} months on an AI."),
-        advice=("Aromatase inhibitors accelerate bone loss. Order a central DXA (hip and lumbar "
-                "spine) to guide bone-protective therapy."),
-        orders=(Order("Order DXA bone density scan", activities=("dxa-scan",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *([last] if last else [])),
+        evidence=(*ai_data(facts), *data_of([last] if last else [])),
+        params=params,
+        orders=(Order(("dxa-scan",), recommended=True),),
     )
 
 
@@ -239,37 +320,47 @@ def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None
     if not facts.knows(DataSource.MEDICATIONS, DataSource.BONE_DENSITY, DataSource.CONDITIONS):
         return None
     rules = knowledge.rules.bone_protection
-    reasons: list[str] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     lowest = _lowest_latest_t_score(facts)
     if lowest and lowest.t_score is not None and lowest.t_score <= rules.max_t_score:
-        reasons.append(f"Lowest T-score {lowest.t_score:g} ({lowest.name}, {lowest.when.isoformat()}, {lowest.source}); threshold {rules.max_t_score:g}.")
-    for earlier, later in _t_score_falls(facts, rules.min_t_score_fall):
-        reasons.append(f"T-score fell from {earlier.t_score:g} ({earlier.when.isoformat()}) to {later.t_score:g} ({later.when.isoformat()}) at {later.name}.")
-    osteoporosis = facts.has("osteoporosis")
-    reasons += [f"Osteoporosis: {r.describe()}." for r in osteoporosis]
-    needs_agent = bool(reasons) and not facts.current("bone-modifying-agents")
+        params |= {"t_score": lowest.t_score, "t_score_site": dxa_site(lowest),
+                   "t_score_date": lowest.when, "t_threshold": rules.max_t_score}
+        evidence += data_of([lowest])
+    falls = _t_score_falls(facts, rules.min_t_score_fall)
+    if falls:
+        params["t_fall"] = tuple(
+            f"from {a.t_score:g} ({a.when.isoformat()}) to {b.t_score:g} ({b.when.isoformat()}) at the {dxa_site(b)}"
+            for a, b in falls
+        )
+        params["t_fall_to"] = min(b.t_score or 0.0 for _, b in falls)
+        evidence += data_of([t for pair in falls for t in pair])
+    if osteoporosis := facts.has("osteoporosis"):
+        params["osteoporosis"] = names(osteoporosis)
+        evidence += data_of(osteoporosis)
+    needs_agent = bool(evidence) and not facts.current("bone-modifying-agents")
     needs_supplements = not facts.current("calcium-vitamin-d")
     if not needs_agent and not needs_supplements:
         return None
-    orders = []
+    orders, notes = [], []
     if needs_agent:
-        orders.append(Order("Prescribe a bisphosphonate (alendronate)", ("bisphosphonate",), recommended=True))
+        orders.append(Order(("bisphosphonate",), recommended=True))
+        notes.append("agent")
     if needs_supplements:
-        orders.append(Order("Prescribe calcium and vitamin D", ("calcium-supplement", "vitamin-d-supplement"),
-                            recommended=not needs_agent))
-        reasons.append("No calcium or vitamin D supplement on the medication list.")
+        orders.append(Order(("calcium-supplement", "vitamin-d-supplement"), recommended=not needs_agent))
+        notes.append("supplements")
     return Finding(
         topic="bone-protection",
         indicator="warning" if needs_agent else "info",
-        summary="Low or falling bone density on an AI: start a bone-modifying agent" if needs_agent
-        else "On an aromatase inhibitor without calcium and vitamin D",
-        evidence=(*_ai_evidence(facts), *reasons),
-        advice=("Bisphosphonate or denosumab at osteoporosis doses for low or falling bone density; "
-                "calcium 1,200 mg/day total intake and vitamin D 800-1,000 IU/day for all. "
-                "Never a SERM (raloxifene) with an AI."),
+        evidence=(*ai_data(facts), *_unique(evidence)),
+        params=params,
+        notes=tuple(notes),
         orders=tuple(orders),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *osteoporosis),
     )
+
+
+def _unique(data: Iterable[Datum]) -> tuple[Datum, ...]:
+    return tuple(dict.fromkeys(data))
 
 
 def _lowest_latest_t_score(facts: PatientFacts) -> BoneDensityTest | None:
@@ -302,62 +393,66 @@ def contributing_factors(facts: PatientFacts, knowledge: Knowledge) -> Finding |
         return None
     rules = knowledge.rules.contributing_factors
     since = months_before(facts.today, rules.lab_within_months)
-    checks = (  # (name on the card, results, order, is the latest result abnormal?)
-        ("TSH", facts.tsh, "tsh-test", lambda m: m.abnormal is True),
-        ("25-OH vitamin D", facts.vitamin_d, "vitamin-d-test", lambda m: m.value < rules.min_vitamin_d_ng_ml),
-        ("PHQ-9", facts.phq9, "phq9-screen", lambda m: m.value >= rules.min_phq9),
+    checks = (  # (results, order, is the latest result abnormal?)
+        (facts.tsh, "tsh-test", lambda m: m.abnormal is True),
+        (facts.vitamin_d, "vitamin-d-test", lambda m: m.value < rules.min_vitamin_d_ng_ml),
+        (facts.phq9, "phq9-screen", lambda m: m.value >= rules.min_phq9),
     )
-    reasons, activities, names = [], [], []
-    for name, results, activity, is_abnormal in checks:
+    missing: list[str] = []
+    abnormal: list[Datum] = []
+    activities: list[str] = []
+    for results, activity, is_abnormal in checks:
         recent = [m for m in results if m.when >= since]
+        name = knowledge.wording.activities[activity].name
         if not recent:
-            reasons.append(f"No {name} in the last {rules.lab_within_months} months.")
+            missing.append(name)
         elif is_abnormal(recent[-1]):
-            reasons.append(f"Abnormal: {recent[-1].describe()}.")
+            abnormal.append(Datum(name, f"{recent[-1].value:g}", recent[-1].when))
         else:
             continue
         activities.append(activity)
-        names.append(name)
-    if not reasons:
+    if not activities:
         return None
+    params: Params = {**state(facts), "lab_months": rules.lab_within_months}
+    if missing:
+        params["missing"] = tuple(missing)
+    if abnormal:
+        params["abnormal"] = tuple(f"{d.what} {d.value} ({d.when})" for d in abnormal)
     return Finding(
         topic="contributing-factors",
-        indicator="info",
-        summary="Check thyroid, vitamin D and mood before blaming the AI for joint symptoms",
-        evidence=(*_ai_evidence(facts), *describe(shown), *reasons),
-        advice=("Hypothyroidism, vitamin D deficiency and depression cause or worsen joint and muscle "
-                "pain. Check them before attributing symptoms to the AI."),
-        orders=(Order("Order " + ", ".join(names),
-                      tuple(activities), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *shown),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *_shown_data(shown), *abnormal),
+        params=params,
+        orders=tuple(Order((a,), recommended=i == 0) for i, a in enumerate(activities)),
     )
 
 
 def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     rules = knowledge.rules.switch_therapy
-    reasons: list[str] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     high = [m for m in facts.pain_scores if m.value >= rules.min_pain]
     interventions = _interventions_in_place(facts)
     if (high and facts.latest_pain is high[-1] and high[-1].when - high[0].when >= timedelta(weeks=rules.min_weeks_apart)
             and len(interventions) >= rules.min_interventions):
-        reasons.append(f"Pain persisting: {high[0].describe()} and {high[-1].describe()}.")
-        reasons += [f"Despite: {item}." for item in interventions]
+        params |= {"first_pain": score(high[0]), "first_pain_date": high[0].when, "treatments": names(interventions)}
+        evidence += [pain_datum(high[0]), pain_datum(high[-1]), *data_of(interventions)]
     stopped = [m for m in facts.ever(AROMATASE_INHIBITORS) if m.status in ("stopped", "completed")
                and _stopped_for_symptoms(m, rules.stop_reason_words)]
-    reasons += [f"Stopped for symptoms: {m.name} ({m.source}), reason: {m.status_reason or 'coded symptom'}." for m in stopped]
-    if not reasons:
+    if stopped:
+        params["stopped_for"] = tuple(f"{ingredient(m)} ({m.status_reason or 'coded symptom'})" for m in stopped)
+        evidence += [Datum(m.name, "stopped", m.end) for m in stopped]
+    if not evidence:
         return None
     tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in AI_INGREDIENTS}
-    failed = {i for m in stopped for i in m.groups if i in tried}
-    next_step = ("Two or more AIs have failed: discuss tamoxifen (check CYP2D6 inhibitors first)."
-                 if len(failed) >= 2 else "Discuss switching to another AI after a short break: about a third tolerate a different one.")
+    failed = sorted({i for m in stopped for i in m.groups if i in tried})
+    if len(failed) >= 2:
+        params["ais_failed"] = tuple(failed)
     return Finding(
         topic="switch-therapy",
         indicator="warning",
-        summary="AIMSS persisting: discuss switching endocrine therapy with oncology",
-        evidence=(*_ai_evidence(facts), *reasons, f"AIs tried: {', '.join(sorted(tried)) or 'unknown'}."),
-        advice=next_step + " With metastatic disease and limited prognosis, discuss stopping.",
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors),
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
     )
 
 
@@ -368,9 +463,9 @@ def _stopped_for_symptoms(use: MedicationUse, words: tuple[str, ...]) -> bool:
     return any(word.lower() in text for word in words)
 
 
-def _interventions_in_place(facts: PatientFacts) -> list[str]:
-    records = [r.describe() for s in INTERVENTION_SETS for r in facts.has(s)]
-    drugs = [f"{m.name} ({m.source})" for g in ("duloxetine", *ANALGESICS, "neuropathic-analgesics") for m in facts.current(g)]
+def _interventions_in_place(facts: PatientFacts) -> list[MedicationUse | Record]:
+    records: list[MedicationUse | Record] = [r for s in INTERVENTION_SETS for r in facts.has(s)]
+    drugs = [m for g in ("duloxetine", *ANALGESICS, "neuropathic-analgesics") for m in facts.current(g)]
     return records + drugs
 
 
@@ -385,12 +480,9 @@ def red_flags(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     return Finding(
         topic="red-flags",
         indicator="warning",
-        summary="Joint pain worsening despite treatment: consider recurrence or another cause",
-        evidence=(*_ai_evidence(facts), f"Pain rose from {first.describe()} to {last.describe()}.",
-                  *(f"On treatment: {t}." for t in treatments), f"Rule: a rise of {rise:g} or more despite treatment."),
-        advice=("Worsening pain despite treatment, new focal bone pain, lymphedema, chest-wall or "
-                "axillary symptoms, or new neurological findings call for evaluation for recurrence "
-                "or another cause: examine, image or refer."),
+        evidence=(*ai_data(facts), pain_datum(first), pain_datum(last), *data_of(treatments)),
+        params={**state(facts), "first_pain": score(first), "first_pain_date": first.when,
+                "treatments": names(treatments)},
     )
 
 
@@ -401,15 +493,14 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     shown = aimss_evidence(facts, knowledge)
     if not paused or not shown:
         return None
+    params: Params = {**state(facts), "ai_paused": f"{ingredient(paused[0])} {paused[0].status.replace('-', ' ')}"}
+    if reasons := tuple(m.status_reason for m in paused if m.status_reason):
+        params["stopped_for"] = reasons
     return Finding(
         topic="adherence",
         indicator="warning",
-        summary="Aromatase inhibitor stopped or on hold with joint symptoms: treat symptoms to resume it",
-        evidence=(*(f"{m.name}: {m.status} ({m.source})" + (f", reason: {m.status_reason}" if m.status_reason else "") + "." for m in paused),
-                  *describe(shown)),
-        advice=("Stopping the AI early raises the risk of recurrence. Treat the symptoms (exercise, "
-                "duloxetine, acupuncture) and discuss resuming or switching the AI."),
-        unverified_codes=_unverified(*paused, *shown),
+        evidence=(*(Datum(m.name, m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown)),
+        params=params,
     )
 
 
@@ -417,32 +508,7 @@ def data_incomplete(facts: PatientFacts) -> Finding:
     return Finding(
         topic="data-incomplete",
         indicator="warning",
-        summary="Some patient data could not be read: AIMSS guidance may be incomplete",
-        evidence=(),
-        unreadable=facts.unavailable,
-        advice=("Recommendations that depend on this data were not evaluated. The absence of a card "
-                "is not reassurance; review these data in the chart."),
-    )
-
-
-def describe(items: list[Evidence] | tuple[Evidence, ...]) -> tuple[str, ...]:
-    lines = []
-    for item in items:
-        if isinstance(item, MedicationUse):
-            lines.append(f"On {item.name} ({item.source}).")
-        elif isinstance(item, Measurement | Record):
-            lines.append(item.describe() + ".")
-    return tuple(lines)
-
-
-def _unverified(*sources: Evidence) -> tuple[str, ...]:
-    return tuple(sorted({code for source in sources for code in source.unverified_codes}))
-
-
-def _ai_evidence(facts: PatientFacts) -> tuple[str, ...]:
-    return tuple(
-        f"On {use.name}" + (f" since {use.start.isoformat()}" if use.start else "") + f" ({use.source})."
-        for use in facts.current_aromatase_inhibitors
+        params={"unavailable": tuple(sorted(facts.unavailable))},
     )
 
 
