@@ -115,6 +115,13 @@ class AiStartBoneHealthRules(_Section):
     dxa_interval_months: int = Field(gt=0)
 
 
+class AimssPlanRules(_Section):
+    """When the joint-symptom findings (the AIMSS plan) are a warning rather than info."""
+
+    warning_min_pain: Score
+    warning_min_bpi_interference: Score
+
+
 class SnoozeRules(_Section):
     """Alert fatigue: which override reasons quiet a topic for a patient, and for how long."""
 
@@ -124,6 +131,7 @@ class SnoozeRules(_Section):
 
 class RulesConfig(_Section):
     facts: FactsRules
+    aimss_plan: AimssPlanRules = Field(alias="aimss-plan")
     symptom_assessment: SymptomAssessmentRules = Field(alias="symptom-assessment")
     exercise: ExerciseRules
     multimodal_management: MultimodalRules = Field(alias="multimodal-management")

@@ -28,6 +28,7 @@ from cds_service.knowledge.loader import (
     is_verified,
     load_knowledge,
 )
+from cds_service.knowledge.wording import CardText
 from cds_service.settings import default_profiles_dir
 
 Resource = dict[str, Any]
@@ -138,9 +139,10 @@ def render(knowledge: Knowledge) -> str:
     out += ["## Recommendations", "", "| # | Topic | Hooks | Card |", "|---|---|---|---|"]
     for number, concept in enumerate(topics, 1):
         action = actions.get(concept["code"], {})
+        hooks = ["patient-view"] if concept["code"] in knowledge.wording.cards else _hooks(action)
         out.append(
             f"| {number} | [`{concept['code']}`](#{_anchor(number, concept)}) | "
-            f"{_cell(', '.join(_hooks(action)))} | "
+            f"{_cell(', '.join(hooks))} | "
             f"{_cell(action.get('title', concept['display']))} |"
         )
     out.append("")
@@ -156,7 +158,11 @@ def render(knowledge: Knowledge) -> str:
 
     for number, concept in enumerate(topics, 1):
         action = actions.get(concept["code"])
-        out += _topic(number, concept, action, rules, shipped, meanings, activities)
+        card = knowledge.wording.cards.get(concept["code"])
+        if card is not None and action is None:
+            out += _card(number, concept, card, rules, shipped, meanings)
+        else:
+            out += _topic(number, concept, action, rules, shipped, meanings, activities)
 
     out += _valuesets(resources.get("ValueSet", {}))
     out += _unverified_orders(activities)
@@ -165,6 +171,25 @@ def render(knowledge: Knowledge) -> str:
 
 
 # --- one topic ------------------------------------------------------------------------------
+
+
+def _card(
+    number: int,
+    concept: Mapping[str, Any],
+    card: CardText,
+    rules: Mapping[str, Any],
+    shipped: Mapping[str, Any],
+    meanings: Mapping[tuple[str, str], str],
+) -> list[str]:
+    """A patient-view card that groups recommendations; its wording is in card-text.toml."""
+    code = concept["code"]
+    held = ", ".join(f"`{topic}`" for topic in card.recommendations)
+    out = [f"## {number}. `{code}`: {concept['display']}", "", concept.get("definition", ""), ""]
+    out += [f"**Holds, in this order:** {held} (wording: `card-text.toml` `[cards.{code}]`).", ""]
+    if code in rules:
+        out += [f"**Thresholds** (`rules.toml` section `[{code}]`):", ""]
+        out += _thresholds(code, rules[code], shipped.get(code, {}), meanings)
+    return out
 
 
 def _topic(

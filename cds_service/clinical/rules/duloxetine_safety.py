@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cds_service.clinical.facts.model import Measurement, MedicationUse, PatientFacts, Record
 from cds_service.knowledge.loader import Knowledge
+from cds_service.knowledge.wording import ParamValue
 
 
 @dataclass(frozen=True)
@@ -33,33 +34,21 @@ class DuloxetineSafety:
         """Duloxetine may be suggested (with its cautions): no MAOI or linezolid within the washout."""
         return not self.contraindicated_by
 
-    def lines(self) -> tuple[str, ...]:
-        """What the card says, one line per finding; empty when the chart shows nothing."""
-        lines = [
-            f"Do not start duloxetine: {_when(use)}. Allow at least {self.washout_days} days after "
-            "an MAOI or linezolid (serotonin syndrome)."
-            for use in self.contraindicated_by
-        ]
-        if self.serotonergic:
-            lines.append(f"Serotonin-syndrome risk with {_names(self.serotonergic)}: start low, "
-                         "watch for agitation, tremor, fever.")
-        if self.hepatic:
-            lines.append(f"Liver disease ({_names(self.hepatic)}): the label says avoid duloxetine "
-                         "in hepatic impairment.")
-        if self.alcohol:
-            lines.append(f"Heavy alcohol use ({_names(self.alcohol)}): the label says avoid "
-                         "duloxetine (liver injury).")
-        if self.low_kidney_function is not None:
-            result = self.low_kidney_function
-            lines.append(f"Kidney function: {result.name} {result.value:g} ({result.when.isoformat()}), "
-                         f"below {self.min_kidney_function:g}: the label says avoid duloxetine in "
-                         "severe renal impairment.")
-        if self.glaucoma:
-            lines.append(f"{_names(self.glaucoma)}: duloxetine can dilate the pupil; avoid if the "
-                         "glaucoma is uncontrolled.")
-        if self.bleeding:
-            lines.append(f"On {_names(self.bleeding)}: duloxetine adds to the bleeding risk.")
-        return tuple(lines)
+    def params(self) -> dict[str, ParamValue]:
+        """Values for the wording (card-text.toml): one per finding the chart shows, none otherwise."""
+        found: dict[str, ParamValue] = {}
+        if self.contraindicated_by:
+            found["contraindicated"] = tuple(_when(use) for use in self.contraindicated_by)
+            found["washout_days"] = self.washout_days
+        for key, items in (("serotonergic", self.serotonergic), ("hepatic", self.hepatic),
+                           ("alcohol", self.alcohol), ("glaucoma", self.glaucoma),
+                           ("bleeding", self.bleeding)):
+            if items:
+                found[key] = _names(items)
+        if (kidney := self.low_kidney_function) is not None:
+            found["kidney"] = f"{kidney.name} {kidney.value:g} ({kidney.when.isoformat()})"
+            found["kidney_threshold"] = self.min_kidney_function
+        return found
 
 
 def duloxetine_safety(facts: PatientFacts, knowledge: Knowledge) -> DuloxetineSafety:
@@ -95,13 +84,13 @@ def _conditions(facts: PatientFacts, groups: tuple[str, ...]) -> tuple[Record, .
     return tuple(found.values())
 
 
-def _names(items: tuple[MedicationUse, ...] | tuple[Record, ...]) -> str:
-    return ", ".join(dict.fromkeys(item.name for item in items))
+def _names(items: tuple[MedicationUse, ...] | tuple[Record, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item.name for item in items))
 
 
 def _when(use: MedicationUse) -> str:
     if use.is_current:
-        return f"on {use.name}"
+        return use.name
     if use.end is None:
-        return f"{use.name} {use.status}, end date not recorded"
-    return f"{use.name} {use.status} on {use.end.isoformat()}"
+        return f"{use.name} ({use.status}, end date not recorded)"
+    return f"{use.name} ({use.status} {use.end.isoformat()})"
