@@ -26,6 +26,8 @@ class DuloxetineSafety:
     glaucoma: tuple[Record, ...]
     bleeding: tuple[MedicationUse, ...]
     low_kidney_function: Measurement | None
+    kidney_measure: str
+    """What the kidney result is: creatinine clearance, or eGFR when no clearance is on file."""
     washout_days: int
     min_kidney_function: float
 
@@ -46,7 +48,7 @@ class DuloxetineSafety:
             if items:
                 found[key] = _names(items)
         if (kidney := self.low_kidney_function) is not None:
-            found["kidney"] = f"{kidney.name} {kidney.value:g} ({kidney.when.isoformat()})"
+            found["kidney"] = f"{self.kidney_measure} {kidney.value:g} mL/min ({kidney.when.isoformat()})"
             found["kidney_threshold"] = self.min_kidney_function
         return found
 
@@ -67,6 +69,7 @@ def duloxetine_safety(facts: PatientFacts, knowledge: Knowledge) -> DuloxetineSa
         glaucoma=_conditions(facts, rules.glaucoma_sets),
         bleeding=_current(facts, rules.bleeding_sets),
         low_kidney_function=kidney if kidney and kidney.value < rules.min_kidney_function else None,
+        kidney_measure="creatinine clearance" if kidney in facts.creatinine_clearance else "eGFR",
         washout_days=rules.washout_days,
         min_kidney_function=rules.min_kidney_function,
     )
