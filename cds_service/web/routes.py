@@ -66,9 +66,31 @@ async def _authenticate(request: Request) -> None:
     try:
         await runtime.verifier.verify(request.headers.get("authorization"), audience)
     except AuthError as error:
-        log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
         metrics.AUTH_FAILURES.labels(error.reason).inc()
+        hook_instance = await _hook_instance_of(request)
+        if hook_instance is not None:
+            logs.bind_hook_instance(hook_instance)
+        log.warning(
+            "JWT rejected: reason=%s expected_aud=%s%s",
+            error.reason,
+            audience,
+            f" ({error.detail})" if error.detail else "",
+        )
         raise Unauthorized from error
+
+
+async def _hook_instance_of(request: Request) -> str | None:
+    """The ``hookInstance`` of a refused call's body, to correlate its log line with the EHR's
+    (never trusted for anything else). FastAPI has read and parsed the body before the JWT
+    check, so this is no second parse of a JSON body; a body that is not JSON has none."""
+    if request.method != "POST":
+        return None
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def routes() -> APIRouter:
@@ -145,8 +167,10 @@ def routes() -> APIRouter:
 
 
 def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
+    """INFO, but WARNING for a 412 (the EHR's clinician got no cards: data could not be had)."""
     topics = [card.source.topic.code for card in result.cards if card.source.topic]
-    log.info(
+    log.log(
+        logging.WARNING if status == 412 else logging.INFO,
         "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
         service.id,
         status,
