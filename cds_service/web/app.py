@@ -24,6 +24,7 @@ from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.services import build_services
 from cds_service.settings import Settings
 from cds_service.store import Store
+from cds_service.web import openapi
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.auth.keys import KeyResolver
 from cds_service.web.errors import install_error_handlers
@@ -91,7 +92,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
         version="0.1.0",
         summary="CDS Hooks 2.0 service for aromatase-inhibitor-associated musculoskeletal symptoms",
         lifespan=lifespan,
+        # No /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN and are blank
+        # offline. /openapi.json documents every answer; open it in any OpenAPI viewer.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.openapi = openapi.without_422(app)  # type: ignore[method-assign]
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
