@@ -109,7 +109,7 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
             report = topic_report(database, since)
         finally:
             database.close()
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
         problem = configuration.database_problem(settings.database_url, error)
         print(f"aimss-cds: cannot read the database: {problem}", file=sys.stderr)
         return CANNOT_START
