@@ -82,3 +82,14 @@ def test_every_kind_reads_differently():
     assert "DNS" in words("dns") and "DNS" not in words("refused")
     assert words("http_503") == "HTTP 503 from the FHIR server"
     assert all(text and "\n" not in text for text in WORDS.values())
+
+
+def test_every_reason_the_fhir_client_gives_has_words():
+    import re
+    from pathlib import Path
+
+    import cds_service.fhir.client as client_module
+
+    source = Path(client_module.__file__).read_text()
+    reasons = set(re.findall(r'FhirError\("([a-z_0-9]+)"\)', source))
+    assert reasons and reasons <= set(WORDS), reasons - set(WORDS)

@@ -27,6 +27,8 @@ WORDS = {
     "paging_loop": "FHIR paging loops back to a page already read",
     "page_limit": "more pages than AIMSS_FHIR_MAX_PAGES",
     "foreign_next_link": "a next link points to another server",
+    "foreign_reference": "a referenced Medication is on another server (not read)",
+    "reference_not_found": "a referenced Medication is not on the FHIR server",
     # this service's own limits and rules
     "deadline": "hook deadline (AIMSS_HOOK_DEADLINE) passed",
     "error": "unexpected error (a bug; see the log line before)",
