@@ -128,14 +128,14 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
             findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
         )
     with _step(service, "cards"):
-        rendered = render_findings(shown, env.knowledge, context.patientId, today)
+        rendered = render_findings(shown, env.knowledge, context.patientId, today, grouped=False)
     cards = [card for _, card in rendered]
     metrics.count_cards(service.id, cards)
     # Recorded in the next batch: feedback on these cards can then quiet their topic, and an
     # override at order-select can keep its draft's card from repeating at signing.
     with _step(service, "record", timed=False):
         env.recorder.add(service.id, cards, patient_key, today)
-        drafted = [(card, finding.draft) for finding, card in rendered if finding.draft]
+        drafted = [(card, finding.draft) for finding, card in rendered if finding and finding.draft]
         if drafted:
             env.recorder.add_drafts(service.hook, drafted, patient_key, now)
     return HookResult("cards", cards=cards, unavailable=intake.unavailable)

@@ -5,6 +5,7 @@ safety rules, on every draft being signed. A safety rule gives one finding per d
 concerns (one card per topic and draft), naming the drafted drug, never its resource id.
 Suggestions are each complete alone, because clients may apply only one action of a
 suggestion: "Remove the draft" deletes it; "Order <alternative> instead" creates another.
+The words are in card-text.toml; rules give the values (``params``) and the notes that apply.
 """
 
 from __future__ import annotations
@@ -19,21 +20,22 @@ from cds_service.clinical.facts.model import (
     MedicationUse,
     PatientFacts,
 )
-from cds_service.clinical.findings import Finding, Order
+from cds_service.clinical.findings import Datum, Finding, Order
+from cds_service.clinical.rules.duloxetine_safety import duloxetine_safety
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
     data_incomplete,
-    describe,
+    data_of,
+    names,
 )
 from cds_service.knowledge.loader import Knowledge
+from cds_service.knowledge.wording import ParamValue
 
 Drafts = tuple[DraftedOrder, ...]
 OrderRule = Callable[[PatientFacts, Knowledge, Drafts], Iterator[Finding]]
 
-SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
 CONTRAINDICATED_WITH_DULOXETINE = "maois-linezolid"
-MAOIS = "maois"
 BONE_MODIFYING_AGENTS = "bone-modifying-agents"
 ROUTE_UNKNOWN_ESTROGENS = "estrogens-route-unknown"
 
@@ -58,87 +60,63 @@ def _drafted(drafts: Drafts, *groups: str) -> Iterator[DraftedOrder]:
     return (d for d in drafts if d.groups.intersection(groups))
 
 
-def _on(uses: tuple[MedicationUse, ...]) -> str:
-    return "; ".join(_use(u) for u in uses)
+def _pair(draft: DraftedOrder, chart: tuple[MedicationUse, ...]) -> dict[str, ParamValue]:
+    return {"draft": draft.name, "chart_drugs": names(chart)}
 
 
-def _use(use: MedicationUse) -> str:
-    if not use.is_current and use.end is not None:
-        return f"{use.name} (stopped {use.end.isoformat()})"
-    return f"{use.name} (since {use.start.isoformat()})" if use.start else use.name
+def _evidence(draft: DraftedOrder, chart: tuple[MedicationUse, ...]) -> tuple[Datum, ...]:
+    return (Datum("drafted", draft.name), *data_of(chart))
 
 
 def _remove(draft: DraftedOrder) -> Order:
-    return Order("Remove the draft", deletes=(draft.resource_id,), recommended=True)
-
-
-def _instead(knowledge: Knowledge, activity: str) -> Order:
-    product = knowledge.activities[activity].get("productCodeableConcept", {}).get("text", activity)
-    return Order(f"Order {product} instead", activities=(activity,))
+    return Order(deletes=(draft.resource_id,), recommended=True)
 
 
 def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
+    """A SERM (bazedoxifene with conjugated estrogens included: one card, not also an estrogen
+    card). Alternatives: remove the draft, or order a bisphosphonate instead (not to a patient
+    already on a bone-modifying agent)."""
     ais = facts.current_aromatase_inhibitors
     if not ais:
         return
     on_bone_agent = facts.current(BONE_MODIFYING_AGENTS)
     for draft in _drafted(drafts, "serms"):
-        alternative = () if on_bone_agent else (_instead(knowledge, "bisphosphonate"),)
+        params = _pair(draft, ais) | ({"bone_agent": names(on_bone_agent)} if on_bone_agent else {})
         yield Finding(
-            draft=draft.identity, unverified_codes=draft.unverified_codes,
             topic="serm-with-ai", indicator="critical",
-            summary=f"Do not combine {draft.name} with an aromatase inhibitor",
-            evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
-            advice=("A SERM opposes the AI and adds no benefit (ATAC: the AI with tamoxifen was no "
-                    "better than tamoxifen alone). For bone, use a bisphosphonate or denosumab"
-                    + (f"; already on {_on(on_bone_agent)}." if on_bone_agent else
-                       ": check kidney function, calcium, vitamin D and dental status first.")),
-            orders=(_remove(draft), *alternative), choose_one=True,
+            evidence=_evidence(draft, ais), params=params,
+            notes=() if on_bone_agent else ("agent",),
+            orders=(_remove(draft), *(() if on_bone_agent else (Order(("bisphosphonate",)),))),
+            draft=draft.identity, choose_one=True,
         )
 
 
 def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
     """Systemic estrogen is critical; low-dose vaginal estrogen is advice; an estrogen whose code
-    does not tell the route (an ingredient, or a brand sold both ways) is a warning that says so.
-    A SERM combined with estrogen (bazedoxifene with conjugated estrogens) is one card,
-    ``serm-with-ai``."""
+    does not tell the route (an ingredient, or a brand sold both ways) is a warning that says so."""
     ais = facts.current_aromatase_inhibitors
     if not ais:
         return
     for draft in _drafted(drafts, "systemic-estrogens", "vaginal-estrogens", ROUTE_UNKNOWN_ESTROGENS):
         if "serms" in draft.groups:
             continue
+        params = _pair(draft, ais)
         if ROUTE_UNKNOWN_ESTROGENS in draft.groups and "vaginal-estrogens" not in draft.groups:
             yield Finding(
-                draft=draft.identity, unverified_codes=draft.unverified_codes,
-                topic="estrogen-with-ai", indicator="warning",
-                summary=f"Estrogen ({draft.name}) on an aromatase inhibitor: systemic use counteracts it",
-                evidence=(f"Drafted: {draft.name}; the order's code does not say whether it is "
-                          "systemic or vaginal.", f"On {_on(ais)}."),
-                advice=("Systemic estrogen defeats aromatase inhibition; the AI labels advise against "
-                        "estrogen-containing therapies. If this is low-dose vaginal estrogen, agree it "
-                        "with the patient's oncology team."),
-                orders=(_remove(draft),),
+                topic="estrogen-with-ai", indicator="warning", evidence=_evidence(draft, ais),
+                params=params | {"route_unknown_estrogen": draft.name},
+                orders=(_remove(draft),), draft=draft.identity,
             )
         elif "systemic-estrogens" in draft.groups:
             yield Finding(
-                draft=draft.identity, unverified_codes=draft.unverified_codes,
-                topic="estrogen-with-ai", indicator="critical",
-                summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor",
-                evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
-                advice=("Systemic estrogen defeats aromatase inhibition; the AI labels advise against "
-                        "estrogen-containing therapies. Discuss non-hormonal options."),
-                orders=(_remove(draft),),
+                topic="estrogen-with-ai", indicator="critical", evidence=_evidence(draft, ais),
+                params=params | {"systemic_estrogen": draft.name},
+                orders=(_remove(draft),), draft=draft.identity,
             )
         else:
             yield Finding(
-                draft=draft.identity, unverified_codes=draft.unverified_codes,
-                topic="estrogen-with-ai", indicator="info",
-                summary=f"Vaginal estrogen ({draft.name}) on an aromatase inhibitor: discuss with oncology",
-                evidence=(f"Drafted: {draft.name}.", f"On {_on(ais)}."),
-                advice=("Low-dose vaginal estrogen is not systemic estrogen, but some is absorbed. "
-                        "Try non-hormonal moisturisers first and agree its use with the patient's "
-                        "oncology team."),
+                topic="estrogen-with-ai", indicator="info", evidence=_evidence(draft, ais),
+                params=params | {"vaginal_estrogen": draft.name}, draft=draft.identity,
             )
 
 
@@ -147,59 +125,48 @@ def tamoxifen_cyp2d6(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) 
     tamoxifen = facts.current("tamoxifen")
     for draft in drafts:
         if "tamoxifen" in draft.groups and inhibitors:
-            pair = (f"Drafted: {draft.name}.", f"On {_on(inhibitors)}, a CYP2D6 inhibitor.")
+            chart = inhibitors
         elif draft.groups & {"cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate"} and tamoxifen:
-            pair = (f"Drafted: {draft.name}, a CYP2D6 inhibitor.", f"On {_on(tamoxifen)}.")
+            chart = tamoxifen
         else:
             continue
         yield Finding(
-            draft=draft.identity, unverified_codes=draft.unverified_codes,
             topic="tamoxifen-cyp2d6", indicator="warning",
-            summary="CYP2D6 inhibitor with tamoxifen may reduce tamoxifen's effect",
-            evidence=pair,
-            advice=("Strong and moderate CYP2D6 inhibitors (paroxetine, fluoxetine, bupropion, duloxetine) "
-                    "cut the conversion of tamoxifen to endoxifen. If an antidepressant is needed, prefer "
-                    f"{SAFER_ANTIDEPRESSANTS}."),
+            evidence=_evidence(draft, chart), params=_pair(draft, chart), draft=draft.identity,
         )
 
 
 def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
-    """Duloxetine with an MAOI (current, or stopped within the washout), linezolid or IV methylene
-    blue (current) is critical;
-    with any other serotonergic drug a warning; the reverse likewise. The card names every
-    serotonergic drug on the chart."""
+    """Duloxetine drafted: the check every duloxetine card keeps (``duloxetine_safety``: an MAOI
+    or linezolid current or within the washout is critical; other serotonergic drugs and the
+    label's cautions are named). The reverse: an MAOI or linezolid drafted while duloxetine is
+    current or stopped within its own washout is critical; another serotonergic drug a warning."""
     rules = knowledge.rules.serotonergic_interaction
-    others = facts.current("serotonergic-drugs")
     for draft in drafts:
+        params: dict[str, ParamValue] = {"draft": draft.name}
         if "duloxetine" in draft.groups:
-            blocking = (facts.current(CONTRAINDICATED_WITH_DULOXETINE)
-                        + facts.stopped_within(MAOIS, rules.maoi_washout_days))
-            also = tuple(u for u in others if not u.belongs_to("duloxetine"))
+            safety = duloxetine_safety(facts, knowledge)
+            blocking, others = safety.contraindicated_by, safety.serotonergic
+            params |= safety.params()
         elif CONTRAINDICATED_WITH_DULOXETINE in draft.groups:
             blocking = facts.current("duloxetine") + facts.stopped_within("duloxetine", rules.duloxetine_washout_days)
-            also = tuple(u for u in others if not u.belongs_to("duloxetine"))
-        elif "serotonergic-drugs" in draft.groups and (on_duloxetine := facts.current("duloxetine")):
-            blocking, also = (), on_duloxetine + tuple(u for u in others if not u.belongs_to("duloxetine"))
+            others = ()
+            if blocking:
+                params |= {"duloxetine_stopped": names(blocking),
+                           "duloxetine_washout_days": rules.duloxetine_washout_days}
+        elif "serotonergic-drugs" in draft.groups:
+            blocking, others = (), facts.current("duloxetine")
+            if others:
+                params |= {"serotonergic": names(others)}
         else:
             continue
-        if not blocking and not also:
+        if not blocking and not others:
             continue
         critical = bool(blocking)
-        lines = [f"Drafted: {draft.name}."]
-        if blocking:
-            lines.append(f"Contraindicated with it: {_on(blocking)}.")
-        if also:
-            lines.append(f"Other serotonergic drugs on the chart: {_on(also)}.")
         yield Finding(
-            draft=draft.identity, unverified_codes=draft.unverified_codes,
             topic="serotonergic-interaction", indicator="critical" if critical else "warning",
-            summary=(f"Contraindicated: {draft.name} with an MAOI or linezolid" if critical
-                     else f"Serotonin-syndrome risk: {draft.name} with other serotonergic drugs"),
-            evidence=tuple(lines),
-            advice=(f"Duloxetine must not be given with an MAOI, within {rules.maoi_washout_days} days of "
-                    f"stopping one, or with linezolid; an MAOI not within {rules.duloxetine_washout_days} "
-                    "days of stopping duloxetine. With other serotonergic drugs, watch for serotonin syndrome."),
-            orders=(_remove(draft),) if critical else (),
+            evidence=_evidence(draft, (*blocking, *others)), params=params,
+            orders=(_remove(draft),) if critical else (), draft=draft.identity,
         )
 
 
@@ -213,32 +180,26 @@ def ai_with_tamoxifen(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts)
         else:
             continue
         yield Finding(
-            draft=draft.identity, unverified_codes=draft.unverified_codes,
             topic="ai-with-tamoxifen", indicator="warning",
-            summary=f"{draft.name} with {chart[0].name}: not better than an AI alone",
-            evidence=(f"Drafted: {draft.name}.", f"On {_on(chart)}."),
-            advice=("Tamoxifen with an aromatase inhibitor is not better than the AI alone (ATAC), and "
-                    "tamoxifen lowers AI levels. When switching, stop one as the other starts."),
-            orders=(_remove(draft),),
+            evidence=_evidence(draft, chart), params=_pair(draft, chart),
+            orders=(_remove(draft),), draft=draft.identity,
         )
 
 
 def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: Drafts) -> Iterator[Finding]:
     draft = next(_drafted(drafts, *ANALGESICS), None)
     shown = aimss_evidence(facts, knowledge)
-    if draft is None or not facts.current_aromatase_inhibitors or not shown:
+    ais = facts.current_aromatase_inhibitors
+    if draft is None or not ais or not shown:
         return
+    params = _pair(draft, ais)
     bpi = facts.latest_bpi_interference
-    severe = bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference
+    if bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference:
+        params |= {"bpi": f"{bpi.value:g}", "bpi_date": bpi.when.isoformat()}
     yield Finding(
         topic="analgesic-expectations", indicator="info",
-        summary=f"{draft.name}: expect limited relief of AI joint pain; add exercise",
-        evidence=(f"Drafted: {draft.name}.", f"On {_on(facts.current_aromatase_inhibitors)}.", *describe(shown)),
-        advice=("NSAIDs and acetaminophen often disappoint in AIMSS. Add exercise and consider acupuncture"
-                + ("; with BPI interference this high, start several treatments together." if severe else ".")),
-        orders=(Order("Refer to a supervised exercise program", ("exercise-program",), recommended=True),
-                Order("Refer for acupuncture", ("acupuncture-referral",))),
-        unverified_codes=draft.unverified_codes,
+        evidence=(*_evidence(draft, ais), *data_of(shown)), params=params,
+        orders=(Order(("exercise-program",), recommended=True), Order(("acupuncture-referral",))),
     )
 
 
@@ -250,16 +211,14 @@ def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: Draf
     last = facts.last_bone_density_test
     if last is not None and last.when >= months_before(facts.today, interval):
         return
-    seen = f"Last DXA {last.when.isoformat()}." if last else "No DXA on record."
+    params: dict[str, ParamValue] = {"draft": draft.name}
+    if last:
+        params["dxa_date"] = last.when.isoformat()
     yield Finding(
         topic="ai-start-bone-health", indicator="info",
-        summary="Starting an aromatase inhibitor: baseline DXA, calcium and vitamin D",
-        evidence=(f"Drafted: {draft.name}.", seen, f"Rule: no DXA in {interval} months."),
-        advice=("AIs accelerate bone loss: get a baseline DXA and start calcium and vitamin D. Warn "
-                "the patient that joint pain and stiffness often start 6-8 weeks in, and to report it."),
-        orders=(Order("Order baseline DXA", ("dxa-scan",), recommended=True),
-                Order("Prescribe calcium and vitamin D", ("calcium-supplement", "vitamin-d-supplement"))),
-        unverified_codes=draft.unverified_codes,
+        evidence=(Datum("drafted", draft.name), *data_of([last] if last else [])), params=params,
+        orders=(Order(("dxa-scan",), recommended=True),
+                Order(("calcium-supplement", "vitamin-d-supplement"))),
     )
 
 
@@ -269,8 +228,9 @@ SAFETY_RULES: tuple[OrderRule, ...] = (
 ORDER_SELECT_RULES: tuple[OrderRule, ...] = (*SAFETY_RULES, analgesic_expectations, ai_start_bone_health)
 
 SAFETY_DRAFT_GROUPS = frozenset({
-    "serms", "systemic-estrogens", ROUTE_UNKNOWN_ESTROGENS, "tamoxifen", "cyp2d6-inhibitors-strong", "cyp2d6-inhibitors-moderate",
-    "duloxetine", CONTRAINDICATED_WITH_DULOXETINE, "serotonergic-drugs", AROMATASE_INHIBITORS,
+    "serms", "systemic-estrogens", ROUTE_UNKNOWN_ESTROGENS, "tamoxifen", "cyp2d6-inhibitors-strong",
+    "cyp2d6-inhibitors-moderate", "duloxetine", CONTRAINDICATED_WITH_DULOXETINE, "serotonergic-drugs",
+    AROMATASE_INHIBITORS,
 })
 """The drug groups a safety rule reads in a draft: a draft in none of them needs no chart read at
 signing. (Vaginal estrogen is advice only, given at order-select.)"""
