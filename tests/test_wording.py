@@ -63,9 +63,9 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "named"),
     [
-        ('action = "prescribe exercise"', 'action = "prescribe {exercise"', "recommendations.exercise.action"),
-        ('action = "prescribe exercise"', 'action = "prescribe {exercize}"', "recommendations.exercise.action"),
-        ('action = "prescribe exercise"', 'action = "prescribe {pain!r}"', "recommendations.exercise.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {and hand therapy"', "recommendations.hand-wrist.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {hand}{theraphy}"', "recommendations.hand-wrist.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {pain!r}"', "recommendations.hand-wrist.action"),
         ('cite = ["HOPE 2015", "SWOG S1200 2018"]', 'cite = ["HOPE 2016"]', "recommendations.exercise.cite"),
         ("[activities.tsh-test]", "[activities.tsh]", "tsh-test"),
         ('"red-flags"]\nsummary_order = ["red-flags"]', '"red-flags", "exercise"]\nsummary_order = ["red-flags"]', "cards.red-flags"),

@@ -105,6 +105,11 @@ def plain(name: str) -> str:
     return _SEMANTIC_TAG.sub("", name)
 
 
+def drug(use: MedicationUse) -> str:
+    """A drug as a card names it: the name before its strength ("tramadol hydrochloride")."""
+    return re.split(r"\s+\d", use.name, maxsplit=1)[0] or use.name
+
+
 def dxa_site(test: BoneDensityTest) -> str:
     """The site a DXA result names ("DXA Femur [T-score] ..." -> "femur"), else its name."""
     found = re.match(r"DXA (.+?) \[", test.name)
@@ -120,7 +125,7 @@ def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTe
     found = []
     for item in items:
         if isinstance(item, MedicationUse):
-            found.append(Datum(item.name, when=item.start, since=True))
+            found.append(Datum(drug(item), when=item.start, since=True))
         elif isinstance(item, Measurement):
             found.append(Datum(item.name, f"{item.value:g}", item.when))
         elif isinstance(item, BoneDensityTest):
@@ -138,7 +143,7 @@ def pain_datum(measurement: Measurement) -> Datum:
 
 
 def names(items: Iterable[MedicationUse | Record]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(plain(item.name) for item in items))
+    return tuple(dict.fromkeys(drug(i) if isinstance(i, MedicationUse) else plain(i.name) for i in items))
 
 
 # --- symptoms -------------------------------------------------------------------------------
@@ -499,7 +504,7 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     return Finding(
         topic="adherence",
         indicator="warning",
-        evidence=(*(Datum(m.name, m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown)),
+        evidence=(*(Datum(drug(m), m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown)),
         params=params,
     )
 
