@@ -61,7 +61,12 @@ def render_cards(
         ]
         if not cards and incomplete is not None:
             cards = [writer.card([incomplete], None, None)]
-    return sorted(cards, key=lambda card: URGENCY[card.indicator])
+    rank = {topic: number for number, topic in enumerate(knowledge.wording.cards)}
+    return sorted(cards, key=lambda card: (URGENCY[card.indicator], rank.get(_topic(card), len(rank))))
+
+
+def _topic(card: Card) -> str:
+    return card.source.topic.code if card.source.topic else ""
 
 
 @dataclass(frozen=True)

@@ -446,7 +446,7 @@ def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
                and _stopped_for_symptoms(m, rules.stop_reason_words)]
     if stopped:
         params["stopped_for"] = tuple(f"{ingredient(m)} ({m.status_reason or 'coded symptom'})" for m in stopped)
-        evidence += [Datum(m.name, "stopped", m.end) for m in stopped]
+        evidence += [Datum(drug(m), "stopped", m.end) for m in stopped]
     if not evidence:
         return None
     tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in AI_INGREDIENTS}
