@@ -114,8 +114,8 @@ def test_order_select_with_an_unrelated_drug_gets_no_cards(client):
     draft = draft_without_drug() | {
         "intent": "order",
         "medicationCodeableConcept": {
-            "text": "Etodolac 500 MG Oral Tablet",
-            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "199390"}],
+            "text": "lisinopril 10 MG Oral Tablet",  # in no ValueSet (etodolac is an NSAID)
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}],
         },
     }
     response = client.post("/cds-services/aimss-order-select", json=order_select(draft))

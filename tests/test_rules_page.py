@@ -76,7 +76,7 @@ def test_value_sets_and_unverified_codes_are_listed(page: str) -> None:
     for path in sorted(PROFILES.glob("ValueSet-*.json")):
         assert f"| `{json.loads(path.read_text())['id']}` |" in block, path.name
     unverified = _block(page, "### UNVERIFIED codes")
-    for code in ("386637004", "72965", "258494", "77080"):
+    for code in ("386637004", "302226006", "2164-2", "77080"):
         assert f"`{code}`" in unverified
 
 
