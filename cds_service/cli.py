@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("check", help="load and validate the knowledge artifacts and rules, then exit")
 
     report = commands.add_parser(
-        "report", help="acceptance and override rates per card topic, from the feedback store"
+        "report",
+        help="acceptance and override rates per card topic and per recommendation, from the feedback store",
     )
     report.add_argument(
         "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
@@ -72,19 +73,27 @@ def _days(value: str) -> int:
 
 def _report(settings: Settings, days: int | None, as_json: bool) -> int:
     from cds_service.store import Database
-    from cds_service.store.report import format_report, topic_report
+    from cds_service.store.report import format_report, recommendation_report, topic_report
 
     since = datetime.now(UTC).date() - timedelta(days=days) if days is not None else None
     database = Database(settings.database_url)
     try:
         report = topic_report(database, since)
+        recommendations = recommendation_report(database, since)
     finally:
         database.close()
     if as_json:
         window = since.isoformat() if since else None
-        print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
+        print(json.dumps({
+            "since": window,
+            "topics": [row.to_json() for row in report],
+            "recommendations": [row.to_json() for row in recommendations],
+        }, indent=2))
     else:
         print(format_report(report, since))
+        if recommendations:
+            print()
+            print(format_report(recommendations, since, by="recommendation"))
     return 0
 
 

@@ -18,6 +18,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from cds_service.settings import Settings
 from cds_service.store import Database, FeedbackLog
+from cds_service.store.report import recommendation_report
 from cds_service.web.app import create_app
 from sandbox import web
 from sandbox.browser import launch
@@ -186,6 +187,36 @@ def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> N
     # "Not now" quiets that card for this patient only (DESIGN §4, §5); the others still show.
     assert set(open_patient(page, "aimss-no-dxa")) == {"aimss-plan"}
     assert "bone-health" in open_patient(page, "aimss-old-dxa")
+
+
+def test_a_plan_card_suggestion_taken_then_not_now_quiets_that_card_for_that_patient_only(
+    page: Page, stack: dict
+) -> None:
+    open_patient(page, "aimss-severe-bpi")
+    plan = card(page, "#pv-cards", "aimss-plan")
+    assert plan.get_attribute("data-recommendations") == "exercise multimodal-management duloxetine"
+    take = plan.locator('.suggestion[data-recommendation="duloxetine"]')
+    assert take.count() == 1
+    take.click()
+    page.wait_for_selector("#toast:has-text('Suggestion taken')", timeout=10_000)
+    plan.locator(".override-reason").select_option("not-now")
+    plan.locator(".dismiss-button").click()
+    page.wait_for_selector("#toast:has-text('Card dismissed')", timeout=10_000)
+    assert plan.is_hidden()
+
+    assert open_patient(page, "aimss-severe-bpi") == {}, "the plan card is gone for this patient"
+    assert "No cards" in page.text_content("#pv-cards")
+    assert "aimss-plan" in open_patient(page, "aimss-depression"), "and only for this patient"
+
+    database = Database(stack["database_url"])
+    try:
+        by_recommendation = {row.topic: row for row in recommendation_report(database)}
+    finally:
+        database.close()
+    duloxetine = by_recommendation["duloxetine"]
+    assert duloxetine.accepted == 1, "the accepted suggestion is recorded against its recommendation"
+    assert by_recommendation["exercise"].accepted == 0
+    assert by_recommendation["multimodal-management"].overridden >= 1
 
 
 def test_markdown_renderer_escapes_html_and_links_only_http(page: Page) -> None:

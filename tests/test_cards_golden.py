@@ -13,14 +13,14 @@ from datetime import date
 
 import pytest
 
-from cds_service.clinical.cards import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, render_cards
+from cds_service.clinical.cards import render_cards
 from cds_service.clinical.facts import extract_facts
 from cds_service.clinical.facts.medications import drafted_orders
 from cds_service.clinical.facts.model import DataSource
 from cds_service.clinical.findings import Finding
 from cds_service.clinical.rules.order_select import evaluate_order_select
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
-from cds_service.hooks.protocol import Card
+from cds_service.hooks.protocol import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, Card
 from cds_service.knowledge.loader import Knowledge
 from sandbox.synthetic import SandboxPatient, sandbox_patients
 from tests.conftest import TODAY

@@ -18,14 +18,21 @@ from datetime import date
 
 from cds_service.clinical.activities import instantiate
 from cds_service.clinical.findings import URGENCY, Datum, Finding, Order, most_urgent
-from cds_service.hooks.protocol import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
+from cds_service.hooks.protocol import (
+    RECOMMENDATIONS_EXTENSION,
+    SUGGESTION_EXTENSION,
+    SUMMARY_MAX,
+    Action,
+    Card,
+    Coding,
+    Source,
+    Suggestion,
+)
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge
 from cds_service.knowledge.wording import CardText, RecommendationText, Template, Wording
 
 NewId = Callable[[], str]
 
-RECOMMENDATIONS_EXTENSION = "org.example.aimss-cds.recommendations"
-SUGGESTION_EXTENSION = "org.example.aimss-cds.recommendation"
 DATA_INCOMPLETE = "data-incomplete"
 REMOVE_DRAFT = "remove-draft"
 
