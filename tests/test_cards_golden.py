@@ -159,6 +159,7 @@ def test_suggestions_name_their_recommendation_and_nothing_in_place(knowledge, p
             assert not set(created) & IN_PLACE.get(patient_id, set()), (patient_id, suggestion.label)
             if of == "multimodal-management":
                 bundles.append(created)
+        assert sum(bool(s.isRecommended) for s in card.suggestions or []) <= 1, "one main action per card"
         if "multimodal-management" in held(card):
             assert bundles and all(len(b) >= 2 for b in bundles)
         else:

@@ -213,6 +213,10 @@ class _Writer:
                 if key not in seen:
                     seen.add(key)
                     suggestions.append(self._suggestion(order_, w))
+        if group is not None:  # one main action on a plan card: its first recommended suggestion
+            first = next((s for s in suggestions if s.isRecommended), None)
+            for suggestion in suggestions:
+                suggestion.isRecommended = True if suggestion is first else None
         return suggestions
 
     def _suggestion(self, order: Order, worded: _Worded) -> Suggestion:

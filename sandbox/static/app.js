@@ -191,7 +191,7 @@ function renderCard(card, serviceId, open) {
   header.innerHTML = `<span class="badge">${escapeHtml(INDICATOR_LABEL[card.indicator] || card.indicator)}</span>` +
     `<h3>${escapeHtml(card.summary)}</h3>`;
   article.append(header);
-  if (held.length) {
+  if (held.length > 1 || (held.length === 1 && held[0].code !== article.dataset.topic)) {
     const chips = document.createElement("ul");
     chips.className = "recommendations";
     chips.setAttribute("aria-label", "Recommendations on this card");
