@@ -41,7 +41,7 @@ ANASTROZOLE = {
 
 def full_prefetch(*resources: dict) -> dict:
     bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
-    others = ("medicationRequests", "dxaObservations", "dxaProcedures", "painObservations",
+    others = ("medicationRequests", "dxaObservations", "dxaProcedures", "dxaReports", "painObservations",
               "bpiResponses", "labObservations", "conditions", "interventionRequests",
               "interventionProcedures")
     return {"medicationStatements": bundle} | dict.fromkeys(others)

@@ -74,7 +74,7 @@ bundles = st.fixed_dictionaries(
 )
 prefetch_values = st.none() | bundles | resources | st.dictionaries(st.text(max_size=5), json_values, max_size=3)
 PREFETCH_KEYS = (
-    "medicationStatements", "medicationRequests", "dxaObservations", "dxaProcedures",
+    "medicationStatements", "medicationRequests", "dxaObservations", "dxaProcedures", "dxaReports",
     "painObservations", "bpiResponses", "labObservations", "conditions", "interventionRequests",
     "interventionProcedures",
 )

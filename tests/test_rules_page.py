@@ -80,6 +80,16 @@ def test_value_sets_and_unverified_codes_are_listed(page: str) -> None:
         assert f"`{code}`" in unverified
 
 
+def test_value_sets_count_rxnorm_term_types_per_release(page: str) -> None:
+    """Issue 11: per value set, how many codes of each RxNorm term type and from which release."""
+    row = next(line for line in page.splitlines() if line.startswith("| `duloxetine` |"))
+    assert "BN 3" in row and "SCD 8" in row and "2025-10-06" in row
+    estrogens = next(line for line in page.splitlines() if line.startswith("| `systemic-estrogens` |"))
+    assert "BPCK" in estrogens and "eCQM Update 2021-05-06" in estrogens
+    loinc_only = next(line for line in page.splitlines() if line.startswith("| `bpi-interference` |"))
+    assert loinc_only.rstrip().endswith("|  |")
+
+
 def test_site_overrides_are_shown_with_the_shipped_value(tmp_path: Path) -> None:
     site = tmp_path / "site-rules.toml"
     site.write_text("[multimodal-management]\nmin_bpi_interference = 6.5\n", encoding="utf-8")

@@ -49,6 +49,19 @@ class FhirClient:
         """The resources a read or search returns, following every ``next`` page."""
         return await self.follow(urljoin(self._base, relative_url.lstrip("/")), first_page=True)
 
+    async def read(self, reference: str) -> dict[str, Any]:
+        """The resource a literal reference names, relative to the server or absolute on its
+        origin: a reference elsewhere is never read, so the token never leaves ``fhirServer``."""
+        url = urljoin(self._base, reference)
+        if _origin(url) != self._origin:
+            raise FhirError("foreign_reference")
+        body = await self._get(url)
+        if body is None:
+            raise FhirError("reference_not_found")
+        if is_error_outcome(body):
+            raise FhirError("operation_outcome")
+        return body
+
     async def follow(self, url: str, *, first_page: bool = False) -> list[dict[str, Any]]:
         """Resources from ``url`` and its ``next`` links (also used to finish a paged prefetch)."""
         resources: list[dict[str, Any]] = []

@@ -1,4 +1,5 @@
-"""Collect the data a hook needs: prefetch first, every missing key fetched at once.
+"""Collect the data a hook needs: prefetch first, every missing key fetched at once, with the
+Medications its orders reference when they did not come with them.
 
 Per key the result is resources or "unavailable" with a reason. ``null`` in prefetch is "no
 data"; an OperationOutcome, a failed fetch or the deadline make the key unavailable, never
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,13 @@ from urllib.parse import quote
 import httpx
 
 from cds_service.fhir.client import FhirClient, FhirError
-from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link, patient_of
+from cds_service.fhir.resources import (
+    bundle_resources,
+    is_error_outcome,
+    next_link,
+    patient_of,
+    unresolved_medications,
+)
 from cds_service.hooks.protocol import HookRequest
 
 log = logging.getLogger(__name__)
@@ -105,8 +112,14 @@ async def gather(
                 to_continue[key] = more
         else:
             gathered.resources[key] = [value]
-    if to_fetch or to_continue:
-        await _fetch_missing(request, to_fetch, to_continue, access, gathered)
+    known = _medications(gathered)
+    to_resolve = {
+        key: missing
+        for key, found in gathered.resources.items()
+        if key not in to_continue and (missing := unresolved_medications([*found, *known]))
+    }
+    if to_fetch or to_continue or to_resolve:
+        await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered)
     _drop_other_patients(gathered, request.context.get("patientId"))
     return gathered
 
@@ -132,10 +145,13 @@ async def _fetch_missing(
     request: HookRequest,
     to_fetch: Mapping[str, str],
     to_continue: Mapping[str, str],
+    to_resolve: Mapping[str, Mapping[str, str]],
     access: FhirAccess,
     gathered: Gathered,
 ) -> None:
-    keys = [*to_fetch, *to_continue]
+    """Every absent key, the rest of every paged one and the Medications they reference, all
+    at once under one deadline."""
+    keys = [*to_fetch, *to_continue, *to_resolve]
     refusal = _refusal(request, access)
     if refusal is not None:
         for key in keys:
@@ -148,15 +164,35 @@ async def _fetch_missing(
         access.http, request.fhirServer, token,
         timeout=access.request_timeout, max_pages=access.max_pages,
     )
-    jobs = {key: asyncio.ensure_future(client.fetch(url)) for key, url in to_fetch.items()}
-    jobs |= {key: asyncio.ensure_future(client.follow(url)) for key, url in to_continue.items()}
+    known = _medications(gathered)
+
+    async def with_medications(
+        key: str, found: Awaitable[list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The key's resources, then the Medications they reference that did not come with them."""
+        rows = await found
+        missing = unresolved_medications([*gathered.resources.get(key, []), *rows, *known])
+        return rows + await _read_all(client, missing.values())
+
+    jobs = {
+        key: asyncio.ensure_future(with_medications(key, client.fetch(url)))
+        for key, url in to_fetch.items()
+    }
+    jobs |= {
+        key: asyncio.ensure_future(with_medications(key, client.follow(url)))
+        for key, url in to_continue.items()
+    }
+    jobs |= {
+        key: asyncio.ensure_future(_read_all(client, missing.values()))
+        for key, missing in to_resolve.items()
+    }
     _done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
     for job in pending:
         job.cancel()
     for key, job in jobs.items():
         if job in pending:
             reason = "deadline"
-        elif isinstance(error := job.exception(), FhirError):
+        elif isinstance(error := _cause(job.exception()), FhirError):
             reason = error.reason
         elif error is not None:
             log.error("FHIR fetch of prefetch key %s failed: %s", key, type(error).__name__)
@@ -169,6 +205,32 @@ async def _fetch_missing(
         gathered.resources.pop(key, None)
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _medications(gathered: Gathered) -> list[dict[str, Any]]:
+    """The Medications prefetch brought under any key: an order may point at one that came
+    with another key's search, and the facts find it there."""
+    return [
+        resource
+        for found in gathered.resources.values()
+        for resource in found
+        if resource.get("resourceType") == "Medication"
+    ]
+
+
+async def _read_all(client: FhirClient, references: Iterable[str]) -> list[dict[str, Any]]:
+    """Each referenced resource, read in parallel; one that cannot be read fails them all (the
+    others are cancelled), because a drug that cannot be named is unknown, not absent."""
+    async with asyncio.TaskGroup() as group:
+        reads = [group.create_task(client.read(reference)) for reference in references]
+    return [read.result() for read in reads]
+
+
+def _cause(error: BaseException | None) -> BaseException | None:
+    """The first failure inside a task group's ExceptionGroup, or the error itself."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def _refusal(request: HookRequest, access: FhirAccess) -> str | None:

@@ -16,7 +16,9 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,9 @@ from cds_service.knowledge.wording import CardText
 from cds_service.settings import default_profiles_dir
 
 Resource = dict[str, Any]
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+RXNORM_CONCEPT_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/rxnorm-concept"
 
 SYSTEM_NAMES = {
     "http://loinc.org": "LOINC",
@@ -332,15 +337,15 @@ def _valuesets(by_url: Mapping[str, Resource]) -> list[str]:
             "Grouping sets count the members of the sets they include."
         ),
         "",
-        "| ValueSet | Title | Codes | UNVERIFIED |",
-        "|---|---|---|---|",
+        "| ValueSet | Title | Codes | UNVERIFIED | RxNorm term types (release) |",
+        "|---|---|---|---|---|",
     ]
     for url in sorted(by_url, key=lambda u: by_url[u]["id"]):
         codes = members[url]
-        unverified = sum(1 for verified in codes.values() if not verified[0])
+        unverified = sum(1 for member in codes.values() if not member.verified)
         out.append(
             f"| `{by_url[url]['id']}` | {_cell(by_url[url].get('title', ''))} | "
-            f"{len(codes)} | {unverified} |"
+            f"{len(codes)} | {unverified} | {_cell(_term_types(codes.values()))} |"
         )
     out.append("")
 
@@ -375,21 +380,51 @@ def _valuesets(by_url: Mapping[str, Resource]) -> list[str]:
     return [*out, ""]
 
 
+@dataclass(frozen=True)
+class _Member:
+    verified: bool
+    term_type: str
+    release: str
+
+
 def _expand(
     url: str, by_url: Mapping[str, Resource], trail: tuple[str, ...]
-) -> dict[tuple[str, str], tuple[bool, str]]:
-    codes: dict[tuple[str, str], tuple[bool, str]] = {}
+) -> dict[tuple[str, str], _Member]:
+    codes: dict[tuple[str, str], _Member] = {}
     if url in trail or url not in by_url:
         return codes
     for include in by_url[url].get("compose", {}).get("include", []):
         for nested in include.get("valueSet", []):
             codes.update(_expand(nested, by_url, (*trail, url)))
+        rxnorm = include.get("system") == RXNORM
+        term_type = _rxnorm_term_type(include) if rxnorm else ""
+        release = str(include.get("version", "unstated")) if rxnorm else ""
         for concept in include.get("concept", []):
-            codes[(include.get("system", ""), concept["code"])] = (
-                is_verified(concept),
-                concept.get("display", ""),
+            codes[(include.get("system", ""), concept["code"])] = _Member(
+                is_verified(concept), term_type, release
             )
     return codes
+
+
+def _rxnorm_term_type(include: Mapping[str, Any]) -> str:
+    for extension in include.get("extension", []):
+        if extension.get("url") == RXNORM_CONCEPT_EXTENSION:
+            for part in extension.get("extension", []):
+                if part.get("url") == "termType":
+                    return str(part.get("valueCode", "?"))
+    return "?"
+
+
+def _term_types(members: Iterable[_Member]) -> str:
+    """``IN 1, BN 3, SCD 12 (2025-10-06 ...)`` per release: what kind of RxNorm codes a set holds."""
+    by_release: dict[str, Counter[str]] = {}
+    for member in members:
+        if member.release:
+            by_release.setdefault(member.release, Counter())[member.term_type] += 1
+    return "; ".join(
+        ", ".join(f"{tty} {n}" for tty, n in sorted(counts.items())) + f" ({release})"
+        for release, counts in sorted(by_release.items())
+    )
 
 
 def _unverified_orders(activities: Mapping[str, Resource]) -> list[str]:

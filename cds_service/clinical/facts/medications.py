@@ -1,5 +1,6 @@
 """Drugs of interest: MedicationStatement or MedicationRequest, with inline, contained or
-referenced Medications (and their ingredients); and the drafts of an order-select call."""
+referenced Medications (their ingredients when the product code is unknown); and the drafts
+of an order-select call."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cds_service.clinical.facts.model import DraftedOrder, MedicationUse, unverified
-from cds_service.fhir.resources import Resource, codings, concept_text, first_date, reference_key
+from cds_service.fhir.resources import (
+    Resource,
+    codings,
+    concept_text,
+    first_date,
+    reference_key,
+    reference_target,
+)
 from cds_service.knowledge.loader import Knowledge
 
 _STATEMENT_STATUS = {
@@ -40,8 +48,8 @@ def medication_use(
         reasons = [resource["statusReason"]] if isinstance(resource.get("statusReason"), Mapping) else []
     if status is None:
         return None
-    concept, name = _medication_concept(resource, medications)
-    matches = knowledge.matches(codings(concept))
+    product, ingredients, name = _medication_codings(resource, medications)
+    matches = knowledge.matches(product) or knowledge.matches(ingredients)
     if not matches:
         return None
     reason_texts = [t for r in reasons if (t := concept_text(r))]
@@ -59,27 +67,35 @@ def medication_use(
     )
 
 
-def _medication_concept(
+Codings = list[Mapping[str, Any]]
+
+
+def _medication_codings(
     resource: Resource, medications: Mapping[str, Resource]
-) -> tuple[dict[str, Any], str | None]:
-    """The drug's codings: inline, or from a contained or referenced Medication (with ingredients)."""
+) -> tuple[Codings, Codings, str | None]:
+    """The drug's own codings, its ingredients' codings and its name: inline, or from a
+    contained or referenced Medication. Ingredients count only when no product coding is known
+    (an obsolete product code), so a known product is never re-read as its ingredient (a
+    vaginal estradiol cream is not systemic estradiol)."""
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, Mapping):
-        return dict(concept), concept_text(concept)
-    reference = (resource.get("medicationReference") or {}).get("reference", "")
+        return codings(concept), [], concept_text(concept)
+    reference = (resource.get("medicationReference") or {}).get("reference")
     medication: Resource | None = None
     if isinstance(reference, str) and reference.startswith("#"):
         medication = next(
-            (c for c in resource.get("contained", []) if c.get("id") == reference[1:]), None
+            (c for c in resource.get("contained") or [] if c.get("id") == reference[1:]), None
         )
-    elif isinstance(reference, str):
-        medication = medications.get(reference)
+    elif (target := reference_target(reference)) is not None:
+        medication = medications.get(target)
     if medication is None:
-        return {}, None
-    all_codings = list(codings(medication.get("code")))
-    for ingredient in medication.get("ingredient", []):
-        all_codings += codings(ingredient.get("itemCodeableConcept"))
-    return {"coding": all_codings}, concept_text(medication.get("code"))
+        return [], [], None
+    ingredients = [
+        coding
+        for ingredient in medication.get("ingredient") or []
+        for coding in codings(ingredient.get("itemCodeableConcept"))
+    ]
+    return codings(medication.get("code")), ingredients, concept_text(medication.get("code"))
 
 
 def drafted_orders(
