@@ -21,10 +21,10 @@ from cds_service.clinical.findings import Finding
 from cds_service.clinical.rules.order_select import evaluate_order_select
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from cds_service.hooks.protocol import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, Card
-from cds_service.knowledge.loader import Knowledge
+from cds_service.knowledge.loader import Knowledge, load_knowledge
 from sandbox.synthetic import SandboxPatient, sandbox_patients
 from tests.conftest import TODAY
-from tests.test_wording import CHARTS
+from tests.test_wording import CHARTS, broken
 
 SUMMARY_CHARACTERS = 139  # CDS Hooks: under 140
 DETAIL_WORDS = 150  # about one screen of the public sandbox, links counted by their text
@@ -177,3 +177,16 @@ def test_unreadable_data_is_said_on_the_cards_and_alone_only_when_nothing_else_s
     )
     assert [c.source.topic.code for c in alone if c.source.topic] == ["data-incomplete"]
     assert "pain and BPI scores" in (alone[0].detail or "")
+
+
+def test_a_line_two_recommendations_share_is_said_once_per_card(tmp_path):
+    """A caution worded the same for the bundle and for duloxetine appears once on the plan."""
+    caution = '  "On {tamoxifen}: duloxetine inhibits CYP2D6 and may weaken tamoxifen.",\n'
+    bundle = ']\ntogether = "Start together: {items}"'
+    knowledge = load_knowledge(broken(tmp_path, bundle, caution + bundle))
+    findings = [
+        Finding("multimodal-management", "warning", params={"tamoxifen": "tamoxifen", "bpi_threshold": 7}),
+        Finding("duloxetine", "warning", params={"tamoxifen": "tamoxifen"}),
+    ]
+    (plan,) = render_cards(findings, knowledge, "p", TODAY, grouped=True)
+    assert (plan.detail or "").count("On tamoxifen: duloxetine inhibits CYP2D6") == 1

@@ -168,7 +168,8 @@ class _Writer:
 
     def _detail(self, worded: Sequence[_Worded], incomplete: Finding | None) -> str:
         wording = self.wording
-        lines = [f"- {self._paragraph(w)}" for w in worded]
+        said: set[str] = set()  # a line two recommendations share (a caution) is said once
+        lines = [f"- {paragraph}" for w in worded if (paragraph := self._paragraph(w, said))]
         data = _unique(self._datum(d) for w in worded for d in w.finding.evidence)
         if data:
             lines += ["", _render(wording.data, {"data": "; ".join(data)})]
@@ -184,12 +185,14 @@ class _Writer:
             lines += ["", f"{wording.evidence} " + " · ".join(links)]
         return "\n".join(lines)
 
-    def _paragraph(self, worded: _Worded) -> str:
+    def _paragraph(self, worded: _Worded, said: set[str]) -> str:
         text, values = worded.text, worded.values
         parts = [line for template in text.detail if (line := template.render(values))]
         parts += [line for note in worded.finding.notes
                   if note in text.notes and (line := text.notes[note].render(values))]
-        return " ".join(_capital(p) for p in parts)
+        fresh = [_capital(p) for p in parts if _capital(p) not in said]
+        said.update(fresh)
+        return " ".join(fresh)
 
     def _datum(self, datum: Datum) -> str:
         values = {"what": datum.what}
