@@ -79,6 +79,16 @@ def test_a_broken_template_stops_start_up_naming_the_file_and_key(tmp_path, old,
     assert WORDING_FILE in str(error.value) and named in str(error.value)
 
 
+def test_a_patient_view_recommendation_on_no_card_stops_start_up(tmp_path):
+    """It would be a fourth card: every patient-view recommendation sits on a grouped card."""
+    folder = broken(tmp_path, '"analgesic-expectations", "hand-wrist", "contributing-factors"',
+                    '"analgesic-expectations", "contributing-factors"')
+    text = (folder / WORDING_FILE).read_text(encoding="utf-8")
+    (folder / WORDING_FILE).write_text(text.replace('"hand-wrist", "symptom-assessment"', '"symptom-assessment"'))
+    with pytest.raises(KnowledgeError, match=r"card-text\.toml: patient-view recommendations on no \[cards\]: hand-wrist"):
+        load_knowledge(folder)
+
+
 def all_findings(knowledge: Knowledge) -> list[list[Finding]]:
     """The findings of every rule, per call, over the sandbox patients and the charts above."""
     calls = []
