@@ -11,8 +11,7 @@ export FHIR_PORT="${FHIR_PORT:-8090}"
 FHIR_BASE="http://127.0.0.1:${FHIR_PORT}/fhir"
 CDS_BASE="http://127.0.0.1:${PORT}"
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e .
+scripts/install.sh  # .venv from requirements.lock (hashes checked); nothing to do when unchanged
 
 pids=()
 cleanup() {
