@@ -70,7 +70,7 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
         ("[activities.tsh-test]", "[activities.tsh]", "tsh-test"),
         ('"red-flags"]\nsummary_order = ["red-flags"]', '"red-flags", "exercise"]\nsummary_order = ["red-flags"]', "cards.red-flags"),
         ("[recommendations.hand-wrist]", "[recommendations.hand-and-wrist]", "hand-and-wrist"),
-        ('title = "Joint pain worse', 'titel = "Joint pain worse', "titel"),
+        ('[recommendations.adherence]\ntitle = ', '[recommendations.adherence]\ntitel = ', "titel"),
     ],
 )
 def test_a_broken_template_stops_start_up_naming_the_file_and_key(tmp_path, old, new, named):

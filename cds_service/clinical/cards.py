@@ -190,8 +190,11 @@ class _Writer:
         parts = [line for template in text.detail if (line := template.render(values))]
         parts += [line for note in worded.finding.notes
                   if note in text.notes and (line := text.notes[note].render(values))]
-        fresh = [_capital(p) for p in parts if _capital(p) not in said]
-        said.update(fresh)
+        fresh = []
+        for line in (_capital(p) for p in parts):
+            if line not in said:
+                said.add(line)
+                fresh.append(line)
         return " ".join(fresh)
 
     def _datum(self, datum: Datum) -> str:

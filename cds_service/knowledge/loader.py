@@ -18,7 +18,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from cds_service.knowledge.rules_config import RulesConfig, merge
+from cds_service.knowledge.rules_config import RulesConfig, merge, valueset_references
 from cds_service.knowledge.wording import Wording, WordingError, load_wording
 
 VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/code-verification"
@@ -178,6 +178,12 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
         raise KnowledgeError(
             f"rules [snooze] reasons {sorted(unknown_reasons)} are not codes of {OVERRIDE_SYSTEM}"
         )
+    unknown_sets = valueset_references(rules) - set(valuesets)
+    if unknown_sets:
+        raise KnowledgeError(f"rules name ValueSets that are not in {profiles_dir}: {sorted(unknown_sets)}")
+    if rules.bone_protection.agent_activity not in activities:
+        raise KnowledgeError(f"rules [bone-protection] agent_activity: no ActivityDefinition "
+                             f"{rules.bone_protection.agent_activity!r}")
     return Knowledge(
         valuesets={vs: frozenset((m.system, m.code) for m in ms) for vs, ms in valuesets.items()},
         recommendations=recommendations,

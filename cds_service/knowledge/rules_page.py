@@ -53,6 +53,18 @@ GENERAL_SECTIONS = {
         "patient-view only; grouped cards (`aimss-plan`, `bone-health`, `red-flags`) list the "
         "recommendations they hold, and their wording is in `card-text.toml`.",
     ),
+    "duloxetine-safety": (
+        "Safety check before any card proposes duloxetine",
+        "used by `duloxetine`, `multimodal-management` and `adherence`. A contraindication "
+        "(an MAOI or linezolid on the chart or stopped within the washout) removes duloxetine from "
+        "every suggestion and the card says why; each caution the chart shows is named on the card.",
+    ),
+    "other-indications": (
+        "Aromatase inhibitors given for another indication",
+        "used by every patient-view topic: such a record (letrozole for ovulation induction) is "
+        "not AI therapy for breast cancer and gets no AIMSS or bone cards. A missing breast-cancer "
+        "diagnosis alone never stops the cards.",
+    ),
     "snooze": (
         "Alert fatigue: quieting a card after an override",
         "an override with one of these reasons (system "
@@ -79,11 +91,14 @@ files (or a site's rules file) and regenerate the page.
   card). A response carries at most one card per topic.
 - **Hooks**: when the EHR asks: `patient-view` (a chart is opened) or `order-select` (a clinician
   is drafting an order, which the service checks against the chart).
-- **When it fires**: the condition in words. Names in `code` style with a value in brackets are
+- **When it fires**: the trigger in words. Names in `code` style with a value in brackets are
   thresholds from `rules.toml`: section `[topic]` unless written `section.key`. Value-set names
   refer to the ValueSets listed at the end.
+- **Cautions**: what is checked before a suggestion is made, what stops it, and what the card
+  names when the chart shows it.
 - **Thresholds**: the values in force, from the shipped `rules.toml` merged with a site's file
-  (environment variable `AIMSS_RULES_FILE`). *(design choice)* in the meaning marks values that
+  (environment variable `AIMSS_RULES_FILE`); a value a site changed shows the shipped default
+  beside it, and every other value is the shipped default. The meaning says where it comes from. *(design choice)* in the meaning marks values that
   are not from a source and need local clinical sign-off.
 - **Suggestions**: the orders a card offers, each an ActivityDefinition the EHR can create as a
   draft order for the clinician to sign. "Remove" suggestions delete the drafted order.
@@ -91,8 +106,9 @@ files (or a site's rules file) and regenerate the page.
   findings the project's evidence review could not confirm.
 - Missing data is never read as normal: a recommendation whose data could not be read does not
   fire, and the `data-incomplete` card says what was missing.
-- Codes marked UNVERIFIED are matched but flagged on cards; check them in RxNav, the LOINC
-  search or a SNOMED CT browser before production use (list at the end).
+- Codes marked UNVERIFIED are matched, and flagged here, not on cards (cards carry no
+  verification notes); check them in RxNav, the LOINC search or a SNOMED CT browser before
+  production use (list at the end).
 """
 
 
@@ -208,6 +224,9 @@ def _topic(
         c.get("expression", {}).get("description", "") for c in action.get("condition", [])
     ]
     out += [f"**When it fires:** {' '.join(c for c in conditions if c) or 'not stated'}", ""]
+    for doc in action.get("documentation", []):
+        if doc.get("type") == "documentation" and doc.get("label") == "Cautions":
+            out += [f"**Cautions:** {doc.get('display', '')}", ""]
 
     if code in rules:
         out += [f"**Thresholds** (`rules.toml` section `[{code}]`):", ""]

@@ -13,13 +13,13 @@ from cds_service.clinical.facts.model import (
     PatientFacts,
 )
 from cds_service.clinical.findings import Datum, Finding, Indicator, Order
+from cds_service.clinical.rules.names import names
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
     data_incomplete,
     data_of,
     interference,
-    names,
 )
 from cds_service.knowledge.loader import Knowledge
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 
 from cds_service.clinical.dates import months_before, whole_months_between
 from cds_service.clinical.facts.model import (
@@ -26,6 +27,13 @@ from cds_service.clinical.facts.model import (
     Record,
 )
 from cds_service.clinical.findings import Datum, Finding, Indicator, Order
+from cds_service.clinical.rules.bone_agent_safety import (
+    agent_check,
+    lapsed_denosumab,
+    other_bone_agents,
+)
+from cds_service.clinical.rules.duloxetine_safety import DuloxetineSafety, duloxetine_safety
+from cds_service.clinical.rules.names import drug, names, plain
 from cds_service.knowledge.loader import Knowledge
 from cds_service.knowledge.wording import ParamValue
 
@@ -40,7 +48,9 @@ INTERVENTION_ORDERS = {
 
 
 def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Finding]:
-    """Findings for a patient on an aromatase inhibitor, or who has stopped one."""
+    """Findings for a patient on an aromatase inhibitor, or who has stopped one; an AI given for
+    another indication (letrozole for ovulation induction) is not one."""
+    facts = _without_other_indications(facts, knowledge)
     if facts.current_aromatase_inhibitors:
         rules = PATIENT_VIEW_RULES
     elif facts.ever(AROMATASE_INHIBITORS):
@@ -51,6 +61,23 @@ def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Fin
     if facts.unavailable:
         findings.append(data_incomplete(facts))
     return findings
+
+
+def _without_other_indications(facts: PatientFacts, knowledge: Knowledge) -> PatientFacts:
+    """The facts without AI records given for something other than breast cancer: a reason (or,
+    with no breast cancer coded, an active diagnosis) in the other-indication sets, or a short
+    course. A missing breast-cancer diagnosis alone changes nothing."""
+    rules = knowledge.rules.other_indications
+    diagnosed = any(facts.has(group) for group in rules.reason_sets) and not facts.has("breast-cancer")
+
+    def other(use: MedicationUse) -> bool:
+        if not use.belongs_to(AROMATASE_INHIBITORS):
+            return False
+        short = use.planned_days is not None and use.planned_days <= rules.max_course_days
+        return short or diagnosed or bool(use.reason_groups.intersection(rules.reason_sets))
+
+    kept = tuple(use for use in facts.medications if not other(use))
+    return facts if len(kept) == len(facts.medications) else replace(facts, medications=kept)
 
 
 # --- what every patient-view rule shows -----------------------------------------------------
@@ -97,19 +124,6 @@ def interference(measurement: Measurement) -> str:
     return f"{round(measurement.value, 1):g}"
 
 
-_SEMANTIC_TAG = re.compile(r"\s*\((disorder|finding|procedure|regime/therapy|situation|observable entity)\)$")
-
-
-def plain(name: str) -> str:
-    """A coded display without SNOMED's semantic tag: "Trigger finger", not "... (disorder)"."""
-    return _SEMANTIC_TAG.sub("", name)
-
-
-def drug(use: MedicationUse) -> str:
-    """A drug as a card names it: the name before its strength ("tramadol hydrochloride")."""
-    return re.split(r"\s+\d", use.name, maxsplit=1)[0] or use.name
-
-
 def dxa_site(test: BoneDensityTest) -> str:
     """The site a DXA result names ("DXA Femur [T-score] ..." -> "femur"), else its name."""
     found = re.match(r"DXA (.+?) \[", test.name)
@@ -140,10 +154,6 @@ def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTe
 
 def pain_datum(measurement: Measurement) -> Datum:
     return Datum("pain", score(measurement), measurement.when)
-
-
-def names(items: Iterable[MedicationUse | Record]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(drug(i) if isinstance(i, MedicationUse) else plain(i.name) for i in items))
 
 
 # --- symptoms -------------------------------------------------------------------------------
@@ -210,17 +220,45 @@ def multimodal_management(facts: PatientFacts, knowledge: Knowledge) -> Finding 
     latest = facts.latest_bpi_interference
     if latest is None or latest.value < threshold:
         return None
-    duloxetine_ok = not facts.current("duloxetine") and not facts.current("maois-linezolid")
-    kinds = ["exercise-program", "physical-therapy", "duloxetine" if duloxetine_ok else "acupuncture"]
-    orders = {"duloxetine": "duloxetine-30mg", **INTERVENTION_ORDERS}
-    together = tuple(orders[kind] for kind in kinds if kind == "duloxetine" or not facts.has(kind))
+    safety = duloxetine_safety(facts, knowledge)
+    together = _bundle(facts, safety)
+    in_place = [r for s in INTERVENTION_SETS for r in facts.has(s)]
+    params: Params = {**state(facts), "bpi_threshold": threshold}
+    if in_place:
+        params["in_place"] = names(in_place)
+    if "duloxetine-30mg" in together or not safety.allowed:
+        params |= safety.params()
     return Finding(
         topic="multimodal-management",
         indicator="warning",
-        evidence=(*ai_data(facts), Datum("BPI interference", interference(latest), latest.when)),
-        params={**state(facts), "bpi_threshold": threshold},
+        evidence=(*ai_data(facts), Datum("BPI interference", interference(latest), latest.when),
+                  *data_of(in_place), *_safety_data(safety)),
+        params=params,
         orders=(Order(together, recommended=True),) if len(together) >= 2 else (),
     )
+
+
+def _bundle(facts: PatientFacts, safety: DuloxetineSafety) -> tuple[str, ...]:
+    """Up to three treatments to start together, none already in place; duloxetine only when
+    its safety check allows it."""
+    kinds = ["exercise-program", "physical-therapy"]
+    if safety.allowed and not facts.current("duloxetine"):
+        kinds.append("duloxetine")
+    kinds.append("acupuncture")
+    orders = {"duloxetine": "duloxetine-30mg", **INTERVENTION_ORDERS}
+    fresh = [orders[kind] for kind in kinds if kind == "duloxetine" or not facts.has(kind)]
+    return tuple(fresh[:3])
+
+
+def _safety_data(safety: DuloxetineSafety) -> tuple[Datum, ...]:
+    """The chart data behind the duloxetine check, for the card's data line."""
+    items: list[MedicationUse | Measurement | Record] = [
+        *safety.contraindicated_by, *safety.serotonergic, *safety.bleeding,
+        *safety.hepatic, *safety.alcohol, *safety.glaucoma,
+    ]
+    if safety.low_kidney_function is not None:
+        items.append(safety.low_kidney_function)
+    return data_of(items)
 
 
 def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -234,7 +272,7 @@ def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
         evidence.append(pain_datum(latest))
     else:
         params.pop("pain", None)
-    if neuropathic := facts.has("neuropathic-features"):
+    if neuropathic := neuropathic_features(facts, knowledge):
         params["neuropathic"] = names(neuropathic)
     if depression := facts.has("depression"):
         params["depression"] = names(depression)
@@ -244,19 +282,31 @@ def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     evidence += data_of((*neuropathic, *depression))
     if not evidence:
         return None
-    blocked = facts.current("maois-linezolid")
-    for key, drugs in (("contraindicated", blocked), ("serotonergic", facts.current("serotonergic-drugs")),
-                       ("tamoxifen", facts.current("tamoxifen"))):
-        if drugs:
-            params[key] = names(drugs)
-            evidence += data_of(drugs)
+    safety = duloxetine_safety(facts, knowledge)
+    params |= safety.params()
+    evidence += _safety_data(safety)
+    if tamoxifen := facts.current("tamoxifen"):
+        params["tamoxifen"] = names(tamoxifen)
+        evidence += data_of(tamoxifen)
+    blocked = not safety.allowed
+    cautioned = len(safety.params()) > 0
     return Finding(
         topic="duloxetine",
-        indicator="warning" if blocked else symptom_urgency(facts, knowledge),
+        indicator="warning" if blocked or cautioned else symptom_urgency(facts, knowledge),
         evidence=(*ai_data(facts), *evidence),
         params=params,
         orders=() if blocked else (Order(("duloxetine-30mg",), recommended=True),),
     )
+
+
+def neuropathic_features(facts: PatientFacts, knowledge: Knowledge) -> tuple[Record, ...]:
+    """Coded neuropathic features that no entrapment explains (DESIGN §4): carpal tunnel is not
+    one, and while an entrapment is on the chart, numbness or tingling alone is its symptom."""
+    rules = knowledge.rules.duloxetine
+    entrapments = {id(r) for group in rules.entrapment_sets for r in facts.has(group)}
+    explained = set(rules.explained_symptom_sets) if entrapments else set()
+    return tuple(r for r in facts.has("neuropathic-features")
+                 if id(r) not in entrapments and not r.groups & explained)
 
 
 def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -302,8 +352,8 @@ def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | No
     start = facts.ai_start
     baseline_missing = (
         start is not None and start >= months_before(facts.today, interval)
-        and not any(abs(whole_months_between(min(t.when, start), max(t.when, start)))
-                    <= rules.baseline_window_months for t in facts.bone_density_tests)
+        and not any(t.when >= months_before(start, rules.baseline_window_months)
+                    for t in facts.bone_density_tests)
     )
     if last is not None and last.when >= months_before(facts.today, interval) and not baseline_missing:
         return None
@@ -321,6 +371,9 @@ def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | No
     )
 
 
+_GUIDELINES = {"hadji-2017": "Hadji 2017, for women on an AI", "asco-2019": "ASCO 2019"}
+
+
 def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     if not facts.knows(DataSource.MEDICATIONS, DataSource.BONE_DENSITY, DataSource.CONDITIONS):
         return None
@@ -332,7 +385,7 @@ def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None
         params |= {"t_score": lowest.t_score, "t_score_site": dxa_site(lowest),
                    "t_score_date": lowest.when, "t_threshold": rules.max_t_score}
         evidence += data_of([lowest])
-    falls = _t_score_falls(facts, rules.min_t_score_fall)
+    falls = _falls_into_osteopenia(facts, rules.osteopenia_t_score, rules.min_t_score_fall)
     if falls:
         params["t_fall"] = tuple(
             f"from {a.t_score:g} ({a.when.isoformat()}) to {b.t_score:g} ({b.when.isoformat()}) at the {dxa_site(b)}"
@@ -343,20 +396,41 @@ def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None
     if osteoporosis := facts.has("osteoporosis"):
         params["osteoporosis"] = names(osteoporosis)
         evidence += data_of(osteoporosis)
-    needs_agent = bool(evidence) and not facts.current("bone-modifying-agents")
+    if fractures := [r for group in rules.fracture_sets for r in facts.has(group)]:
+        params["fracture"] = names(fractures)
+        evidence += data_of(fractures)
+    indicated = bool(evidence)
+    on_agent = other_bone_agents(facts)
+    needs_agent = indicated and not on_agent
     needs_supplements = not facts.current("calcium-vitamin-d")
-    if not needs_agent and not needs_supplements:
+    lapse = lapsed_denosumab(facts, rules.denosumab_interval_months)
+    if not needs_agent and not needs_supplements and lapse is None:
         return None
     orders, notes = [], []
+    if indicated:
+        params["t_guideline"] = _GUIDELINES[rules.t_score_guideline]
+        if rules.t_score_guideline == "asco-2019":
+            notes.append("frax")
+    if indicated and on_agent:
+        params["bone_agent"] = names(on_agent)
+    if lapse is not None:
+        params["denosumab"] = "stopped" if lapse.stopped else "overdue"
+        if lapse.last_dose is not None:
+            params["denosumab_last"] = lapse.last_dose
+        evidence += data_of(facts.ever("denosumab"))
     if needs_agent:
-        orders.append(Order(("bisphosphonate",), recommended=True))
-        notes.append("agent")
+        check = agent_check(facts, rules.agent_min_kidney_function, rules.agent_contraindication_sets,
+                            knowledge.rules.contributing_factors.min_vitamin_d_ng_ml)
+        params |= check.params
+        notes += ["agent", *check.notes]
+        if check.allowed and lapse is None:
+            orders.append(Order((rules.agent_activity,), recommended=True))
     if needs_supplements:
-        orders.append(Order(("calcium-supplement", "vitamin-d-supplement"), recommended=not needs_agent))
+        orders.append(Order(("calcium-supplement", "vitamin-d-supplement"), recommended=not orders))
         notes.append("supplements")
     return Finding(
         topic="bone-protection",
-        indicator="warning" if needs_agent else "info",
+        indicator="warning" if needs_agent or lapse else "info",
         evidence=(*ai_data(facts), *_unique(evidence)),
         params=params,
         notes=tuple(notes),
@@ -376,14 +450,19 @@ def _lowest_latest_t_score(facts: PatientFacts) -> BoneDensityTest | None:
     return min((t for t in scored if t.when == latest), key=lambda t: t.t_score or 0.0)
 
 
-def _t_score_falls(facts: PatientFacts, min_fall: float) -> list[tuple[BoneDensityTest, BoneDensityTest]]:
+def _falls_into_osteopenia(
+    facts: PatientFacts, osteopenia: float, min_fall: float
+) -> list[tuple[BoneDensityTest, BoneDensityTest]]:
+    """Sites whose last two scans went from a normal T-score to one at or below ``osteopenia``,
+    by at least ``min_fall`` (a fall within the normal range does not count)."""
     by_site: dict[str, list[BoneDensityTest]] = {}
     for test in sorted(facts.bone_density_tests, key=lambda t: t.when):
         if test.t_score is not None:
             by_site.setdefault(test.site, []).append(test)
     return [
         (tests[-2], tests[-1]) for tests in by_site.values()
-        if len(tests) >= 2 and (tests[-2].t_score or 0) - (tests[-1].t_score or 0) >= min_fall - 1e-9
+        if len(tests) >= 2 and (tests[-2].t_score or 0) > osteopenia >= (tests[-1].t_score or 0)
+        and (tests[-2].t_score or 0) - (tests[-1].t_score or 0) >= min_fall - 1e-9
     ]
 
 
@@ -437,11 +516,13 @@ def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     params: Params = {**state(facts)}
     evidence: list[Datum] = []
     high = [m for m in facts.pain_scores if m.value >= rules.min_pain]
-    interventions = _interventions_in_place(facts)
-    if (high and facts.latest_pain is high[-1] and high[-1].when - high[0].when >= timedelta(weeks=rules.min_weeks_apart)
-            and len(interventions) >= rules.min_interventions):
-        params |= {"first_pain": score(high[0]), "first_pain_date": high[0].when, "treatments": names(interventions)}
-        evidence += [pain_datum(high[0]), pain_datum(high[-1]), *data_of(interventions)]
+    if high and facts.latest_pain is high[-1] and high[-1].when - high[0].when >= timedelta(weeks=rules.min_weeks_apart):
+        settled = high[-1].when - timedelta(weeks=rules.min_weeks_in_place)
+        timed = [item for item in _interventions_in_place(facts)
+                 if (since := _started(item)) is not None and since <= min(high[0].when, settled)]
+        if len(timed) >= rules.min_interventions:
+            params |= {"first_pain": score(high[0]), "first_pain_date": high[0].when, "treatments": names(timed)}
+            evidence += [pain_datum(high[0]), pain_datum(high[-1]), *data_of(timed)]
     stopped = [m for m in facts.ever(AROMATASE_INHIBITORS) if m.status in ("stopped", "completed")
                and _stopped_for_symptoms(m, rules.stop_reason_words)]
     if stopped:
@@ -453,6 +534,9 @@ def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     failed = sorted({i for m in stopped for i in m.groups if i in tried})
     if len(failed) >= 2:
         params["ais_failed"] = tuple(failed)
+    if metastatic := [r for group in rules.metastatic_sets for r in facts.has(group)]:
+        params["metastatic"] = names(metastatic)
+        evidence += data_of(metastatic)
     return Finding(
         topic="switch-therapy",
         indicator="warning",
@@ -468,6 +552,10 @@ def _stopped_for_symptoms(use: MedicationUse, words: tuple[str, ...]) -> bool:
     return any(word.lower() in text for word in words)
 
 
+def _started(item: MedicationUse | Record) -> date | None:
+    return item.start if isinstance(item, MedicationUse) else item.when
+
+
 def _interventions_in_place(facts: PatientFacts) -> list[MedicationUse | Record]:
     records: list[MedicationUse | Record] = [r for s in INTERVENTION_SETS for r in facts.has(s)]
     drugs = [m for g in ("duloxetine", *ANALGESICS, "neuropathic-analgesics") for m in facts.current(g)]
@@ -475,20 +563,45 @@ def _interventions_in_place(facts: PatientFacts) -> list[MedicationUse | Record]
 
 
 def red_flags(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
-    rise = knowledge.rules.red_flags.min_pain_rise
-    if len(facts.pain_scores) < 2 or not facts.knows(DataSource.INTERVENTIONS, DataSource.MEDICATIONS):
-        return None
-    first, last = facts.pain_scores[0], facts.pain_scores[-1]
-    treatments = _interventions_in_place(facts)
-    if last.value - first.value < rise or not treatments:
+    rules = knowledge.rules.red_flags
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
+    if found := [r for group in rules.condition_sets for r in facts.has(group)]:
+        params["flags"] = names(found)
+        evidence += data_of(found)
+    if facts.knows(DataSource.INTERVENTIONS, DataSource.MEDICATIONS) and (
+        worsening := _worsening_on_treatment(facts, rules.min_pain_rise)
+    ):
+        treatment, low, last = worsening
+        params |= {"first_pain": score(low), "first_pain_date": low.when, "treatments": names([treatment])}
+        evidence += [pain_datum(low), pain_datum(last), *data_of([treatment])]
+    if not evidence:
         return None
     return Finding(
         topic="red-flags",
         indicator="warning",
-        evidence=(*ai_data(facts), pain_datum(first), pain_datum(last), *data_of(treatments)),
-        params={**state(facts), "first_pain": score(first), "first_pain_date": first.when,
-                "treatments": names(treatments)},
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
     )
+
+
+def _worsening_on_treatment(
+    facts: PatientFacts, rise: float
+) -> tuple[MedicationUse | Record, Measurement, Measurement] | None:
+    """A rise of ``rise`` or more from a reading taken on a treatment (on or after its start) to
+    the latest reading: the treatment preceded the rise. A treatment without a start date cannot
+    be timed and does not count."""
+    last = facts.latest_pain
+    if last is None:
+        return None
+    for treatment in _interventions_in_place(facts):
+        if (since := _started(treatment)) is None:
+            continue
+        on_it = [m for m in facts.pain_scores if m.when >= since and m is not last]
+        low = min(on_it, key=lambda m: m.value, default=None)
+        if low is not None and last.value - low.value >= rise:
+            return treatment, low, last
+    return None
 
 
 def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -501,10 +614,16 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     params: Params = {**state(facts), "ai_paused": f"{ingredient(paused[0])} {paused[0].status.replace('-', ' ')}"}
     if reasons := tuple(m.status_reason for m in paused if m.status_reason):
         params["stopped_for"] = reasons
+    safety = duloxetine_safety(facts, knowledge)
+    options = ["exercise", "acupuncture"]
+    if safety.allowed and not facts.current("duloxetine"):
+        options.append("duloxetine")
+    params |= {"options": tuple(options), **safety.params()}
     return Finding(
         topic="adherence",
         indicator="warning",
-        evidence=(*(Datum(drug(m), m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown)),
+        evidence=(*(Datum(drug(m), m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown),
+                  *_safety_data(safety)),
         params=params,
     )
 
