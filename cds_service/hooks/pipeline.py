@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from cds_service import metrics
 from cds_service.clinical.cards import render_cards
 from cds_service.fhir.gather import FhirAccess, gather
-from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.hooks.alert_fatigue import no_card, without_quieted
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
@@ -114,12 +114,14 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
     with _step(service, "rules"):
         findings = service.evaluate(intake.facts, env.knowledge, context)
     patient_key = env.store.patients.key(request.fhirServer, context.patientId)
+    grouped = service.grouped(env.knowledge)
     with _step(service, "snooze"):
         shown = await without_quieted(
-            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
+            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze,
+            env.knowledge.wording.card_topic if grouped else no_card,
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=False)
+        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=grouped)
     metrics.count_cards(service.id, cards)
     # Recorded in the next batch: feedback on these cards can then quiet their topic.
     with _step(service, "record", timed=False):
