@@ -120,6 +120,16 @@ def test_the_plan_summary_says_the_state_and_the_main_action(knowledge):
     assert len(labels) == len(set(labels)), "one suggestion per action"
 
 
+def test_a_summary_names_the_reason_the_bone_card_fired(knowledge):
+    """Only calcium and vitamin D missing is not "low or falling bone density"."""
+    cards = patient_cards(PATIENTS["aimss-no-dxa"], knowledge, grouped=False)
+    (protection,) = [c for c in cards if c.source.topic and c.source.topic.code == "bone-protection"]
+    assert protection.summary.startswith("On anastrozole without calcium or vitamin D: start")
+    (bone,) = [c for c in patient_cards(PATIENTS["aimss-osteoporosis"], knowledge)
+               if c.source.topic and c.source.topic.code == "bone-health"]
+    assert "threshold -2.0 (Hadji 2017" in (bone.detail or "")
+
+
 @pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("patient_id", sorted(PATIENTS))
 def test_every_card_fits_the_budget_and_says_nothing_internal(knowledge, patient_id, grouped):

@@ -383,7 +383,7 @@ def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None
     lowest = _lowest_latest_t_score(facts)
     if lowest and lowest.t_score is not None and lowest.t_score <= rules.max_t_score:
         params |= {"t_score": lowest.t_score, "t_score_site": dxa_site(lowest),
-                   "t_score_date": lowest.when, "t_threshold": rules.max_t_score}
+                   "t_score_date": lowest.when, "t_threshold": f"{rules.max_t_score:.1f}"}
         evidence += data_of([lowest])
     falls = _falls_into_osteopenia(facts, rules.osteopenia_t_score, rules.min_t_score_fall)
     if falls:
