@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     report = commands.add_parser(
-        "report", help="acceptance and override rates per card topic, from the feedback store"
+        "report",
+        help="acceptance and override rates per card topic and per recommendation, from the feedback store",
     )
     report.add_argument(
         "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
@@ -90,7 +91,7 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
     """Reads the database ``serve`` writes, opened read-only: a wrong path is a message, never
     a new empty database."""
     from cds_service.store import Database
-    from cds_service.store.report import format_report, topic_report
+    from cds_service.store.report import format_report, recommendation_report, topic_report
 
     path = configuration.sqlite_path(settings.database_url)
     if path is not None and not path.exists():
@@ -107,6 +108,7 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
         database = Database(settings.database_url, read_only=True)
         try:
             report = topic_report(database, since)
+            recommendations = recommendation_report(database, since)
         finally:
             database.close()
     except (SQLAlchemyError, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
@@ -115,9 +117,16 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
         return CANNOT_START
     if as_json:
         window = since.isoformat() if since else None
-        print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
+        print(json.dumps({
+            "since": window,
+            "topics": [row.to_json() for row in report],
+            "recommendations": [row.to_json() for row in recommendations],
+        }, indent=2))
     else:
         print(format_report(report, since))
+        if recommendations:
+            print()
+            print(format_report(recommendations, since, by="recommendation"))
     return 0
 
 

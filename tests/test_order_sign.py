@@ -8,6 +8,7 @@ server, and a closed port as ``fhirServer`` proves that nothing else is read.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +79,11 @@ def sign(client, draft_code: tuple[str, str], *chart: dict[str, Any]) -> dict[st
     assert response.status_code == 200, response.text
     assert_valid_cards(response.json())
     return response.json()
+
+
+def chart_name(code: tuple[str, str]) -> str:
+    """How a card names a drug on the chart: its name before the strength."""
+    return re.split(r"\s+\d", code[1], maxsplit=1)[0]
 
 
 def card_of(body: dict[str, Any], topic: str) -> dict[str, Any]:
@@ -185,7 +191,7 @@ def test_each_safety_topic_fires_at_signing(client, topic, indicator, draft, cha
     assert card["indicator"] == indicator
     assert draft[1] in card["detail"], "the card names the drafted drug"
     for code in chart:
-        assert code[1] in card["detail"], "and the drug on the chart"
+        assert chart_name(code) in card["detail"], "and the drug on the chart"
 
 
 def test_no_safety_card_without_the_other_drug_on_the_chart(client):
@@ -215,7 +221,7 @@ def test_duloxetine_within_14_days_of_stopping_an_maoi(client, days_since_stop, 
     if critical:
         card = card_of(body, "serotonergic-interaction")
         assert card["indicator"] == "critical"
-        assert f"phenelzine 15 MG Oral Tablet (completed {stopped})" in card["detail"]
+        assert f"phenelzine (completed {stopped})" in card["detail"]
         assert [s["label"] for s in card["suggestions"]] == ["Remove the draft"]
     else:
         assert body == {"cards": []}
@@ -241,7 +247,7 @@ def test_the_serotonergic_card_names_every_serotonergic_drug_on_the_chart(client
     card = card_of(body, "serotonergic-interaction")
     assert card["indicator"] == "critical"
     for drug in (PHENELZINE, TRAMADOL, PAROXETINE):
-        assert drug[1] in card["detail"]
+        assert chart_name(drug) in card["detail"]
 
 
 # ---- an EHR's order set: one card per (topic, draft) -------------------------------------------
@@ -444,7 +450,7 @@ def test_each_safety_topic_fires_at_signing_for_brand_and_generic_products(clien
     body = sign(client, draft, *(on(code, f"ms-{i}") for i, code in enumerate(chart)))
     card = card_of(body, topic)
     assert card["indicator"] == indicator
-    assert draft[1] in card["detail"] and all(code[1] in card["detail"] for code in chart)
+    assert draft[1] in card["detail"] and all(chart_name(code) in card["detail"] for code in chart)
 
 
 

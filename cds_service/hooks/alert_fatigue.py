@@ -3,12 +3,15 @@
 The rules stay pure and always say what they see; these filters, between the rules and the
 cards, remove topics quieted by a recent "not now" or "already addressed" override, and at
 signing the safety cards already overridden at order-select for the same draft
-(``store.issued``). Safety first: a critical finding is never dropped, nor ``data-incomplete``,
-which says what could not be read on this call.
+(``store.issued``). With grouped cards the override names the card's topic (``aimss-plan``):
+every finding that would go on that card is quieted, so the card stays away. Safety first: a
+critical finding is never dropped, nor ``data-incomplete``, which says what could not be read on
+this call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
@@ -25,14 +28,28 @@ def may_be_quieted(finding: Finding) -> bool:
     return finding.indicator != "critical" and finding.topic not in NEVER_QUIETED_TOPICS
 
 
+def no_card(topic: str) -> str | None:
+    """Ungrouped cards: each finding is its own card."""
+    return None
+
+
 async def without_quieted(
-    findings: list[Finding], ledger: CardLedger, patient_key: str, today: date, rules: SnoozeRules
+    findings: list[Finding],
+    ledger: CardLedger,
+    patient_key: str,
+    today: date,
+    rules: SnoozeRules,
+    card_of: Callable[[str], str | None] = no_card,
 ) -> list[Finding]:
-    """The findings minus quieted topics; no database read when nothing could be quieted."""
+    """The findings minus quieted topics, or whose card (``card_of``) was quieted; no database
+    read when nothing could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
     quieted = await run_in_threadpool(ledger.snoozed_topics, patient_key, today, rules)
-    return [f for f in findings if not (f.topic in quieted and may_be_quieted(f))]
+    return [
+        f for f in findings
+        if not ((f.topic in quieted or card_of(f.topic) in quieted) and may_be_quieted(f))
+    ]
 
 
 async def without_overridden_at_selection(

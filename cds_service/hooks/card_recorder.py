@@ -21,7 +21,13 @@ from datetime import date, datetime
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.hooks.protocol import Card
-from cds_service.store.issued import CardLedger, IssuedRow, issued_rows, order_card_rows
+from cds_service.store.issued import (
+    CardLedger,
+    IssuedRow,
+    issued_rows,
+    order_card_rows,
+    recommendation_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +37,12 @@ class CardRecorder:
         self._ledger = ledger
         self._interval = interval
         self._pending: list[IssuedRow] = []
+        self._held: list[IssuedRow] = []
         self._pending_drafts: list[IssuedRow] = []
 
     def add(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
         self._pending += issued_rows(service_id, cards, patient_key, issued_on)
+        self._held += recommendation_rows(cards)
 
     def add_drafts(
         self, hook: str, drafted: Sequence[tuple[Card, str]], patient_key: str, issued_at: datetime
@@ -43,10 +51,10 @@ class CardRecorder:
         self._pending_drafts += order_card_rows(hook, drafted, patient_key, issued_at)
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
+        batch, held, self._pending, self._held = self._pending, self._held, [], []
         drafts, self._pending_drafts = self._pending_drafts, []
-        if batch or drafts:
-            await run_in_threadpool(self._ledger.record_rows, batch, drafts)
+        if batch:
+            await run_in_threadpool(self._ledger.record_rows, batch, held, drafts)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CardRecorder]:

@@ -25,7 +25,11 @@ from pydantic import ValidationError
 from cds_service import metrics
 from cds_service.clinical.cards import render_findings
 from cds_service.fhir.gather import FhirAccess, gather
-from cds_service.hooks.alert_fatigue import without_overridden_at_selection, without_quieted
+from cds_service.hooks.alert_fatigue import (
+    no_card,
+    without_overridden_at_selection,
+    without_quieted,
+)
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
@@ -123,12 +127,14 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
             findings = await without_overridden_at_selection(
                 findings, env.store.cards, patient_key, now, env.knowledge.rules.order_sign
             )
+    grouped = service.grouped(env.knowledge)
     with _step(service, "snooze"):
         shown = await without_quieted(
-            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
+            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze,
+            env.knowledge.wording.card_topic if grouped else no_card,
         )
     with _step(service, "cards"):
-        rendered = render_findings(shown, env.knowledge, context.patientId, today, grouped=False)
+        rendered = render_findings(shown, env.knowledge, context.patientId, today, grouped=grouped)
     cards = [card for _, card in rendered]
     metrics.count_cards(service.id, cards)
     # Recorded in the next batch: feedback on these cards can then quiet their topic, and an

@@ -20,12 +20,18 @@ from typing import Any
 from sqlalchemy import Connection, Insert, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.hooks.protocol import Card
+from cds_service.hooks.protocol import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, Card
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
-from .schema import feedback, issued_cards, order_card_drafts, patient_overrides
+from .schema import (
+    feedback,
+    issued_cards,
+    issued_recommendations,
+    order_card_drafts,
+    patient_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +78,48 @@ def order_card_rows(
     ]
 
 
+def recommendation_rows(cards: Sequence[Card]) -> list[IssuedRow]:
+    """The ``issued_recommendations`` rows of one call's cards: each recommendation a card holds
+    (a grouped card's list, else its own topic) and each suggestion's recommendation."""
+    rows: list[IssuedRow] = []
+    for card in cards:
+        if card.source.topic is None:
+            continue
+        held = (card.extension or {}).get(RECOMMENDATIONS_EXTENSION) or [{"code": card.source.topic.code}]
+        rows += [{"card_uuid": card.uuid, "recommendation": c["code"], "suggestion_uuid": ""} for c in held]
+        for suggestion in card.suggestions or []:
+            of = (suggestion.extension or {}).get(SUGGESTION_EXTENSION, {}).get("code", card.source.topic.code)
+            rows.append({"card_uuid": card.uuid, "recommendation": of, "suggestion_uuid": suggestion.uuid})
+    return rows
+
+
 class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def record_rows(self, rows: list[IssuedRow], draft_rows: Sequence[IssuedRow] = ()) -> None:
-        """Store issued cards (and the drafts of order-time cards), of one call or of many, in
-        one transaction. A failure costs only the snooze and the no-repeat of these cards, never
-        a hook call: it is logged, not raised."""
-        if not rows and not draft_rows:
+    def record_rows(
+        self,
+        rows: list[IssuedRow],
+        recommendations: Sequence[IssuedRow] = (),
+        draft_rows: Sequence[IssuedRow] = (),
+    ) -> None:
+        """Store issued cards (with the recommendations they held, and the drafts of order-time
+        cards), of one call or of many, in one transaction. A failure costs only the snooze and
+        the no-repeat of these cards, never a hook call: it is logged, not raised."""
+        if not rows:
             return
         try:
             with self._db.writing(self._db.fast) as connection:
-                if rows:
-                    insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
-                    connection.execute(insert, rows)
-                    link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
+                insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
+                connection.execute(insert, rows)
+                if recommendations:
+                    keys = ("card_uuid", "recommendation", "suggestion_uuid")
+                    held = self._db.insert_ignoring_conflicts(issued_recommendations, *keys)
+                    connection.execute(held, list(recommendations))
                 if draft_rows:
-                    insert = self._db.insert_ignoring_conflicts(order_card_drafts, "card_uuid")
-                    connection.execute(insert, list(draft_rows))
+                    drafts = self._db.insert_ignoring_conflicts(order_card_drafts, "card_uuid")
+                    connection.execute(drafts, list(draft_rows))
+                link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
         except SQLAlchemyError as error:
             log.error("issued cards not recorded: %s", type(error).__name__)
 

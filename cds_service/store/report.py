@@ -1,12 +1,19 @@
-"""Acceptance and override rates per card topic, from the issued cards and their feedback.
+"""Acceptance and override rates per card topic and per recommendation, from the issued cards
+and their feedback.
 
-A card counts once as accepted or overridden however many feedback items it got. Feedback for
-a card the service has no record of (issued before recording began, or by another deployment)
-is shown under ``UNKNOWN_TOPIC`` so that nothing received is hidden.
+By card: a card counts once as accepted or overridden however many feedback items it got.
+Feedback for a card the service has no record of (issued before recording began, or by another
+deployment) is shown under ``UNKNOWN_TOPIC`` so that nothing received is hidden.
+
+By recommendation: a grouped card holds several (``issued_recommendations``). A recommendation
+counts as issued and overridden with each card that held it, and as accepted when a suggestion
+that carries it out was accepted (or, when the client named no suggestion of ours, when it was
+the card's only recommendation).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +25,7 @@ from sqlalchemy import func, select, true
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 
 from .database import Database
-from .schema import feedback, issued_cards
+from .schema import feedback, issued_cards, issued_recommendations
 
 UNKNOWN_TOPIC = "(card not on record)"
 NO_REASON = "(no reason)"
@@ -96,6 +103,59 @@ def topic_report(database: Database, since: date | None = None) -> list[TopicSta
     return sorted(stats.values(), key=lambda s: (s.topic == UNKNOWN_TOPIC, s.topic))
 
 
+def recommendation_report(database: Database, since: date | None = None) -> list[TopicStats]:
+    """Recommendations held by cards issued on or after ``since`` (all when None), and their feedback."""
+    stats: dict[str, TopicStats] = {}
+
+    def of(recommendation: str) -> TopicStats:
+        return stats.setdefault(recommendation, TopicStats(recommendation))
+
+    held = issued_recommendations
+    cards_in_window = select(held).join(issued_cards, issued_cards.c.card_uuid == held.c.card_uuid)
+    if since:
+        cards_in_window = cards_in_window.where(issued_cards.c.issued_on >= since)
+    rows = cards_in_window.subquery()
+    with database.durable.connect() as connection:
+        holding: dict[str, set[str]] = defaultdict(set)  # card -> its recommendations
+        carries: dict[str, str] = {}  # suggestion -> the recommendation it carries out
+        for card_uuid, recommendation, suggestion_uuid in cast(
+            "Iterable[tuple[str, str, str]]", connection.execute(select(rows))
+        ):
+            if suggestion_uuid:
+                carries[suggestion_uuid] = recommendation
+            else:
+                holding[card_uuid].add(recommendation)
+                of(recommendation).issued += 1
+        items = cast("Iterable[tuple[str, str, str | None, str | None, str | None]]", connection.execute(
+            select(feedback.c.card_uuid, feedback.c.outcome, feedback.c.accepted_suggestions,
+                   feedback.c.override_system, feedback.c.override_code)
+            .where(feedback.c.card_uuid.in_(select(rows.c.card_uuid).where(rows.c.suggestion_uuid == "")))
+        ))
+        accepted: set[tuple[str, str]] = set()
+        overridden: set[tuple[str, str]] = set()
+        reasons: dict[str, dict[str, int]] = defaultdict(dict)
+        for card_uuid, outcome, suggestions, system, code in items:
+            on_this_card = holding[card_uuid]
+            if outcome == "accepted":
+                taken = json.loads(suggestions) if suggestions else []
+                named = {carries[u] for u in taken if u in carries}
+                if not named and len(on_this_card) == 1:
+                    named = set(on_this_card)
+                accepted |= {(card_uuid, r) for r in named}
+            elif outcome == "overridden":
+                overridden |= {(card_uuid, r) for r in on_this_card}
+                label = _reason_label(system, code)
+                for r in on_this_card:
+                    reasons[r][label] = reasons[r].get(label, 0) + 1
+    for _, recommendation in accepted:
+        of(recommendation).accepted += 1
+    for _, recommendation in overridden:
+        of(recommendation).overridden += 1
+    for recommendation, by_reason in reasons.items():
+        of(recommendation).override_reasons = dict(sorted(by_reason.items()))
+    return sorted(stats.values(), key=lambda s: s.topic)
+
+
 def _reason_label(system: str | None, code: str | None) -> str:
     """Our own codes by name; a client's other code system is kept apart with its URL."""
     if code is None:
@@ -103,13 +163,13 @@ def _reason_label(system: str | None, code: str | None) -> str:
     return code if system == OVERRIDE_SYSTEM else f"{system or '?'}|{code}"
 
 
-def format_report(report: list[TopicStats], since: date | None) -> str:
+def format_report(report: list[TopicStats], since: date | None, by: str = "card topic") -> str:
     """A plain-text table for a terminal."""
     window = f"cards issued since {since.isoformat()}" if since else "all cards on record"
     lines = [
-        f"AIMSS CDS feedback by topic ({window})",
+        f"AIMSS CDS feedback by {by} ({window})",
         "",
-        f"{'topic':<28} {'issued':>7} {'accepted':>9} {'overridden':>11} {'accept%':>8} "
+        f"{by.split()[-1]:<28} {'issued':>7} {'accepted':>9} {'overridden':>11} {'accept%':>8} "
         f"{'override%':>10}  override reasons",
     ]
     for row in report:

@@ -66,6 +66,17 @@ order_card_drafts = Table(
     Index("ix_order_card_drafts_patient", "patient_key", "hook", "issued_at"),
 )
 
+issued_recommendations = Table(
+    "issued_recommendations",
+    metadata,
+    # What each issued card held: one row per recommendation on it (suggestion_uuid ""), and
+    # one per suggestion with the recommendation it carries out. Feedback names only card and
+    # suggestion uuids; this is how the report counts per recommendation on grouped cards.
+    Column("card_uuid", String(100), primary_key=True),
+    Column("recommendation", String(100), primary_key=True),
+    Column("suggestion_uuid", String(100), primary_key=True),
+)
+
 patient_overrides = Table(
     "patient_overrides",
     metadata,

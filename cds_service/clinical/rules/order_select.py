@@ -22,12 +22,13 @@ from cds_service.clinical.facts.model import (
 )
 from cds_service.clinical.findings import Datum, Finding, Order
 from cds_service.clinical.rules.duloxetine_safety import duloxetine_safety
+from cds_service.clinical.rules.names import names
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
     data_incomplete,
     data_of,
-    names,
+    interference,
 )
 from cds_service.knowledge.loader import Knowledge
 from cds_service.knowledge.wording import ParamValue
@@ -195,7 +196,7 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: Dr
     params = _pair(draft, ais)
     bpi = facts.latest_bpi_interference
     if bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference:
-        params |= {"bpi": f"{bpi.value:g}", "bpi_date": bpi.when.isoformat()}
+        params |= {"bpi": interference(bpi), "bpi_date": bpi.when.isoformat()}
     yield Finding(
         topic="analgesic-expectations", indicator="info",
         evidence=(*_evidence(draft, ais), *data_of(shown)), params=params,
