@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
     )
+    report.add_argument("--tenant", metavar="ISS", help="only this tenant (a JWT issuer)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     args = parser.parse_args(argv)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "report":
-        return _report(settings, args.days, args.json)
+        return _report(settings, args.days, args.tenant, args.json)
     return _serve(args.host, args.port, args.workers, settings.log_level)
 
 
@@ -70,19 +71,23 @@ def _days(value: str) -> int:
     return days
 
 
-def _report(settings: Settings, days: int | None, as_json: bool) -> int:
+def _report(settings: Settings, days: int | None, tenant: str | None, as_json: bool) -> int:
     from .store import Database
-    from .store.report import format_report, topic_report
+    from .store.report import format_report, tenant_label, tenant_report
 
     since = datetime.now(UTC).date() - timedelta(days=days) if days is not None else None
     database = Database(settings.database_url)
     try:
-        report = topic_report(database, since)
+        report = tenant_report(database, since, tenant)
     finally:
         database.close()
     if as_json:
         window = since.isoformat() if since else None
-        print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
+        tenants = [
+            {"tenant": tenant_label(name), "topics": [row.to_json() for row in rows]}
+            for name, rows in report.items()
+        ]
+        print(json.dumps({"since": window, "tenants": tenants}, indent=2))
     else:
         print(format_report(report, since))
     return 0

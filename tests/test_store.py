@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import MetaData, Table, create_engine, insert, select
 
 from cds_service.knowledge import OVERRIDE_SYSTEM
 from cds_service.protocol import Card, Coding, FeedbackItem, Source
@@ -16,7 +16,8 @@ from cds_service.store.database import engine_url
 from cds_service.store.issued import issued_rows
 from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
-from cds_service.store.schema import metadata, seen_jti
+from cds_service.store.report import tenant_report
+from cds_service.store.schema import issued_cards, metadata, seen_jti
 
 DAY = date(2026, 11, 21)
 SNOOZE = SnoozeRules(reasons=("not-now", "already-addressed"), days=30)
@@ -171,3 +172,60 @@ def test_workers_starting_together_on_a_fresh_database_all_start(database_url, t
         with ThreadPoolExecutor(4) as pool:
             for future in [pool.submit(start) for _ in range(4)]:
                 future.result()
+
+
+A, B = "https://ehr-a.example.org", "https://ehr-b.example.org"
+VIEW = "aimss-patient-view"
+
+
+def test_a_patient_has_one_key_per_tenant(database_url):
+    keys = Store(database_url).patients
+    assert keys.key("http://fhir", "p-1", tenant=A) != keys.key("http://fhir", "p-1", tenant=B)
+    assert keys.key("http://fhir/", "p-1", tenant=A) == keys.key("http://fhir", "p-1", tenant=A)
+
+
+def test_one_tenant_cannot_quiet_another_tenants_cards(database_url):
+    """Issuer B, naming A's FHIR server, patient and even A's card, and answering "not now"."""
+    store = Store(database_url)
+    key_at_a = store.patients.key("https://fhir.a.example.org", "p-1", tenant=A)
+    key_at_b = store.patients.key("https://fhir.a.example.org", "p-1", tenant=B)
+    store.cards.record_rows(issued_rows(VIEW, [card("a-1", "exercise")], key_at_a, DAY, tenant=A))
+    store.cards.record_rows(issued_rows(VIEW, [card("b-1", "duloxetine")], key_at_b, DAY, tenant=B))
+    store.feedback.add(VIEW, [item("a-1"), item("b-1")], DAY, tenant=B)
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=A) == frozenset()
+    assert store.cards.snoozed_topics(key_at_b, DAY, SNOOZE, tenant=B) == {"duloxetine"}
+    store.feedback.add(VIEW, [item("a-1")], DAY, tenant=A)
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=A) == {"exercise"}
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=B) == frozenset()
+
+
+def _schema_before_tenants() -> MetaData:
+    """The tables as they were before tenants: no tenant or silent column, no probe table."""
+    old = MetaData()
+    for table in metadata.sorted_tables:
+        if table.name != "store_probe":
+            Table(table.name, old, *(c._copy() for c in table.columns if c.name not in {"tenant", "silent"}))
+    return old
+
+
+def test_a_database_from_before_tenants_gains_the_columns_and_keeps_its_rows(database_url):
+    url = engine_url(database_url)
+    engine = create_engine(url)
+    _schema_before_tenants().create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(issued_cards), {
+            "card_uuid": "old-1", "service_id": VIEW, "topic": "exercise", "indicator": "info",
+            "patient_key": "pk-old", "issued_on": DAY,
+        })
+    engine.dispose()
+    store = Store(database_url)
+    store.feedback.add(VIEW, [item("old-1", "accepted")], DAY, tenant="")  # as an old row reads
+    report = tenant_report(store.database)
+    assert list(report) == [""]
+    (exercise,) = report[""]
+    assert (exercise.topic, exercise.issued, exercise.accepted) == ("exercise", 1, 1)
+    store.cards.record_rows(issued_rows(VIEW, [card("new-1", "exercise")], "pk-new", DAY, tenant=A))
+    assert {tenant: [r.issued for r in rows] for tenant, rows in tenant_report(store.database).items()} == {
+        "": [1], A: [1]
+    }
+    Store(database_url).close()  # a second start finds every column there
