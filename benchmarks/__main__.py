@@ -34,10 +34,10 @@ from typing import Any
 
 import httpx
 
-from cds_service.fhirdata import bundle_resources, next_link, patient_of
-from cds_service.gather import render_template
-from cds_service.knowledge import load_knowledge
-from cds_service.services import PATIENT_VIEW, build_services
+from cds_service.fhir.gather import render_template
+from cds_service.fhir.resources import bundle_resources, next_link, patient_of
+from cds_service.hooks.services import PATIENT_VIEW, build_services
+from cds_service.knowledge.loader import load_knowledge
 from cds_service.settings import default_profiles_dir
 from sandbox.load import load_patients
 
@@ -215,7 +215,7 @@ def _complete_prefetch(
     for key, template in templates.items():
         query = render_template(template, {"patientId": patient_id, "userId": "Practitioner/bench"})
         assert query is not None
-        resources = [  # sekmet ignores ?patient= on some types (see cds_service.gather)
+        resources = [  # sekmet ignores ?patient= on some types (see cds_service.fhir.gather)
             r for r in _search(client, f"{base}/{query}") if patient_of(r) == patient_id
         ]
         prefetch[key] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from cds_service.protocol import HookRequest
+from cds_service.hooks.protocol import HookRequest
 
 CARD = {
     "uuid": "00000000-0000-4000-8000-000000000000",

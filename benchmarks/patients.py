@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from cds_service.dates import months_before
+from cds_service.clinical.dates import months_before
 from sandbox.synthetic import (
     ACETAMINOPHEN_500MG,
     ANASTROZOLE_1MG,
@@ -20,8 +20,8 @@ from sandbox.synthetic import (
     DULOXETINE_30MG,
     DXA_FEMUR_T,
     DXA_SPINE_T,
-    ICD10,
     IBUPROFEN_600MG,
+    ICD10,
     JOINT_PAIN_HANDS,
     LETROZOLE_2_5MG,
     NAPROXEN_500MG,
@@ -32,7 +32,6 @@ from sandbox.synthetic import (
     TRIGGER_FINGER,
     TSH,
     VITAMIN_D,
-    Resource,
     SandboxPatient,
     bpi_response,
     condition,

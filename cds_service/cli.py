@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from . import logs
-from .knowledge import KnowledgeError, load_knowledge
-from .metrics import MULTIPROC_ENV
-from .settings import Settings
+from cds_service import logs
+from cds_service.knowledge.loader import KnowledgeError, load_knowledge
+from cds_service.metrics import MULTIPROC_ENV
+from cds_service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +72,8 @@ def _days(value: str) -> int:
 
 
 def _report(settings: Settings, days: int | None, tenant: str | None, as_json: bool) -> int:
-    from .store import Database
-    from .store.report import format_report, tenant_label, tenant_report
+    from cds_service.store import Database
+    from cds_service.store.report import format_report, tenant_label, tenant_report
 
     since = datetime.now(UTC).date() - timedelta(days=days) if days is not None else None
     database = Database(settings.database_url)
@@ -103,7 +103,7 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> int:
         os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         uvicorn.run(
-            "cds_service.app:create_app",
+            "cds_service.web.app:create_app",
             factory=True,
             host=host,
             port=port,

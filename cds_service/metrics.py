@@ -13,12 +13,18 @@ import re
 import time
 from collections.abc import Collection, Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .protocol import Card, FeedbackItem
+from cds_service.hooks.protocol import Card, FeedbackItem
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -49,6 +55,11 @@ FEEDBACK_ITEMS = Counter(
     ["service", "outcome", "reason"],
 )
 AUTH_FAILURES = Counter("aimss_auth_failures", "Rejected JWTs, by reason.", ["reason"])
+INTERNAL_ERRORS = Counter(
+    "aimss_internal_errors",
+    "Bugs: unexpected exceptions in a step of the hook pipeline, by step.",
+    ["stage"],
+)
 
 # The reasons gather and the FHIR client give for an unavailable key; anything else is "other".
 _KEY_REASONS = frozenset({
@@ -103,7 +114,7 @@ def exposition() -> tuple[bytes, str]:
     """The text exposition: this process's registry, or every worker's in multiprocess mode."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
 
-from cds_service.app import create_app
-from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.knowledge.loader import Knowledge, load_knowledge
 from cds_service.settings import Settings, default_profiles_dir
 from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata
+from cds_service.web.app import create_app
 
 TODAY = date(2026, 11, 21)
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +134,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     metadata.drop_all(engine)
     engine.dispose()
     return url
+
+
+# Tests that start servers, processes or a browser, or run long generated inputs: `pytest -m
+# "not slow"` leaves them out, so the unit tests run alone in seconds.
+SLOW_MODULES = frozenset({
+    "test_benchmark", "test_browser", "test_fhir_faults", "test_fuzz", "test_integration",
+    "test_processes",
+})
+SLOW_FIXTURES = frozenset({"fhir_server", "postgres_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in SLOW_MODULES or fixtures & SLOW_FIXTURES or on_postgres:
+            item.add_marker(pytest.mark.slow)

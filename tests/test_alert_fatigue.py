@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
-from cds_service.alert_fatigue import without_quieted
-from cds_service.findings import Finding
-from cds_service.knowledge import OVERRIDE_SYSTEM
-from cds_service.rules_config import SnoozeRules
+from cds_service.clinical.findings import Finding
+from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
+from cds_service.knowledge.rules_config import SnoozeRules
 from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata
 from tests.conftest import TODAY

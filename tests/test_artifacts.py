@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.rules_page import format_value
+from cds_service.knowledge.rules_page import format_value
 
 PROFILES = Path(__file__).resolve().parent.parent / "fhir_profiles"
 BASE = "http://aimss-cds.example.org/fhir/"

@@ -20,15 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from cds_service.auth import (
-    AuthError,
-    Claims,
-    InMemoryReplayGuard,
-    JwtVerifier,
-    KeyResolver,
-    TrustedIssuer,
-    load_trusted_issuers,
-)
+from cds_service.web.auth.failures import AuthError
+from cds_service.web.auth.issuers import TrustedIssuer, load_trusted_issuers
+from cds_service.web.auth.jwt import Claims, JwtVerifier
+from cds_service.web.auth.keys import KeyResolver
+from cds_service.web.auth.replay import InMemoryReplayGuard
 
 ISS = "https://ehr.example.org"
 REMOTE_ISS = "https://remote-ehr.example.org"

@@ -16,9 +16,9 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
-from cds_service.app import create_app
 from cds_service.settings import Settings
 from cds_service.store import Database, FeedbackLog
+from cds_service.web.app import create_app
 from sandbox import web
 from sandbox.browser import launch
 from sandbox.devkey import ensure_dev_key

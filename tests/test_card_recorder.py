@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cds_service.card_recorder import CardRecorder
+from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.store import Store
 from cds_service.store.schema import issued_cards
 from tests.test_store import DAY, SNOOZE, card, item

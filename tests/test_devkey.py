@@ -7,7 +7,10 @@ import stat
 
 import jwt
 
-from cds_service.auth import InMemoryReplayGuard, JwtVerifier, KeyResolver, load_trusted_issuers
+from cds_service.web.auth.issuers import load_trusted_issuers
+from cds_service.web.auth.jwt import JwtVerifier
+from cds_service.web.auth.keys import KeyResolver
+from cds_service.web.auth.replay import InMemoryReplayGuard
 from sandbox.devkey import PRIVATE_KEY_FILE, ensure_dev_key
 
 AUDIENCE = "http://127.0.0.1:8080/cds-services/aimss-patient-view"

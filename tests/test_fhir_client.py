@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
-from cds_service import fhir_client
-from cds_service.fhir_client import FhirClient, FhirError
+from cds_service.fhir import client as fhir_client
+from cds_service.fhir.client import FhirClient, FhirError
 
 BASE = "https://fhir.example.org/r4"
 SEARCH = f"{BASE}/Observation?patient=p1"

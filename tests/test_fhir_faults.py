@@ -87,7 +87,7 @@ def test_fault_on_observations_is_a_data_incomplete_card_within_the_deadline(ser
 def test_the_service_answers_normally_once_the_server_behaves(server, service):
     # The same server, faults on a type no key reads: the anastrozole patient gets real cards.
     body = patient_view("pat-fault", fhirServer=server.base("silent", "Nothing"))
-    response, elapsed = call_bounded(service, body)
+    response, _elapsed = call_bounded(service, body)
     assert response.status_code == 200
     assert {"bone-density-scan"} <= topics(response.json())
     assert "data-incomplete" not in topics(response.json())

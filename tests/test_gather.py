@@ -11,8 +11,8 @@ import httpx
 import pytest
 import respx
 
-from cds_service.gather import FhirAccess, gather, render_template
-from cds_service.protocol import HookRequest
+from cds_service.fhir.gather import FhirAccess, gather, render_template
+from cds_service.hooks.protocol import HookRequest
 
 BASE = "https://fhir.example.org/r4"
 TEMPLATES = {

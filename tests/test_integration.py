@@ -9,8 +9,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from cds_service.fhir_client import FhirClient
-from cds_service.gather import render_template
+from cds_service.fhir.client import FhirClient
+from cds_service.fhir.gather import render_template
 from sandbox.synthetic import DXA_FEMUR_T, observation, sandbox_drafts, sandbox_patients
 from tests.conftest import TODAY, post_transaction
 from tests.helpers import assert_valid_cards, order_select, patient_view, topics

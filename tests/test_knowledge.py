@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cds_service.knowledge import KnowledgeError, load_knowledge
+from cds_service.knowledge.loader import KnowledgeError, load_knowledge
 from cds_service.settings import default_profiles_dir
 
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,8 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cds_service.metrics import key_reason
 from tests.faulty_fhir import FaultyFhir, faulty_fhir
 from tests.helpers import patient_view
-from tests.signing import bearer, token
-from tests.signing import write_issuers_file
+from tests.signing import bearer, token, write_issuers_file
 from tests.test_conformance import ANASTROZOLE, full_prefetch
 
 PATIENT = "pat-METRICS-Q7Z4"
@@ -146,6 +145,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_metrics_add_up_across_workers(tmp_path: Path):
     """``serve --workers 2``: every scrape, whichever worker answers it, counts every call."""
     port = _free_port()

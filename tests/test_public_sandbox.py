@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+
 import pytest
 
-from cds_service.auth import AuthError, KeyResolver
-from cds_service.public_sandbox import PUBLIC_SANDBOX_ISS, PUBLIC_SANDBOX_JWKS_FILE
+from cds_service.web.auth.failures import AuthError
+from cds_service.web.auth.keys import KeyResolver
+from cds_service.web.auth.public_sandbox import PUBLIC_SANDBOX_ISS, PUBLIC_SANDBOX_JWKS_FILE
 from tests.test_auth import SANDBOX_JWKS, SANDBOX_KID
-
 
 
 def resolver_of(client) -> KeyResolver:

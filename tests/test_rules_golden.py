@@ -8,16 +8,25 @@ from datetime import timedelta
 
 import pytest
 
-from cds_service.dates import months_before
-from cds_service.facts import PAIN, drafted_orders, extract_facts
-from cds_service.order_rules import evaluate_order_select
-from cds_service.rules import evaluate_patient_view
+from cds_service.clinical.dates import months_before
+from cds_service.clinical.facts import extract_facts
+from cds_service.clinical.facts.medications import drafted_orders
+from cds_service.clinical.facts.model import DataSource
+from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from sandbox.synthetic import (
-    ANASTROZOLE_1MG, DXA_FEMUR_T, LOINC, RXNORM, SNOMED, TAMOXIFEN_10MG, coding,
-    medication_statement, observation,
+    ANASTROZOLE_1MG,
+    DXA_FEMUR_T,
+    RXNORM,
+    SNOMED,
+    TAMOXIFEN_10MG,
+    coding,
+    medication_statement,
+    observation,
 )
 from tests.conftest import TODAY
 
+PAIN = DataSource.PAIN
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 P = "golden"
 _ids = iter(range(10_000))

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.rules_page import format_value, render_rules_page
+from cds_service.knowledge.rules_page import format_value, render_rules_page
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "fhir_profiles"
 PAGE = ROOT / "docs" / "rules.md"
-STALE = "docs/rules.md is stale: run python -m cds_service.rules_page > docs/rules.md"
+STALE = "docs/rules.md is stale: run python -m cds_service.knowledge.rules_page > docs/rules.md"
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_format_value_writes_toml_literals() -> None:
 
 def test_module_command_prints_the_page(page: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cds_service.rules_page"],
+        [sys.executable, "-m", "cds_service.knowledge.rules_page"],
         cwd=ROOT,
         capture_output=True,
         check=True,

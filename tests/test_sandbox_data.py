@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from cds_service.facts import drafted_orders, extract_facts
-from cds_service.order_rules import evaluate_order_select
-from cds_service.rules import evaluate_patient_view
+from cds_service.clinical.facts import extract_facts
+from cds_service.clinical.facts.medications import drafted_orders
+from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from cds_service.settings import default_profiles_dir
 from sandbox.synthetic import LOINC, RXNORM, sandbox_drafts, sandbox_patients
 from tests.conftest import TODAY

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import MetaData, Table, create_engine, insert, select
 
-from cds_service.knowledge import OVERRIDE_SYSTEM
-from cds_service.protocol import Card, Coding, FeedbackItem, Source
-from cds_service.rules_config import SnoozeRules
+from cds_service.hooks.protocol import Card, Coding, FeedbackItem, Source
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
+from cds_service.knowledge.rules_config import SnoozeRules
 from cds_service.store import Database, FeedbackLog, Store
 from cds_service.store.database import engine_url
 from cds_service.store.issued import issued_rows
@@ -166,8 +166,8 @@ def test_workers_starting_together_on_a_fresh_database_all_start(database_url, t
         barrier = threading.Barrier(4)
 
         def start() -> None:
-            barrier.wait()
-            Store(url).close()
+            barrier.wait()  # noqa: B023 (called before the loop moves on)
+            Store(url).close()  # noqa: B023
 
         with ThreadPoolExecutor(4) as pool:
             for future in [pool.submit(start) for _ in range(4)]:

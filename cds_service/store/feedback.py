@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import String, Table, func, select
 
-from ..protocol import FeedbackItem
+from cds_service.hooks.protocol import FeedbackItem
+
 from .database import Database
 from .issued import link_overrides
 from .schema import feedback

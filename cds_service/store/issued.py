@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
 
-from ..knowledge import OVERRIDE_SYSTEM
-from ..protocol import Card
-from ..rules_config import SnoozeRules
+from cds_service.hooks.protocol import Card
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
+from cds_service.knowledge.rules_config import SnoozeRules
+
 from .database import Database, insert_ignoring_conflicts
 from .faults import StoreError, StoreFault
 from .schema import feedback, issued_cards, patient_overrides

@@ -39,7 +39,7 @@ class PatientKeys:
         )
         with database.writing(database.durable) as connection:
             connection.execute(create)
-            stored = connection.execute(
+            stored: str = connection.execute(
                 select(service_secrets.c.value).where(service_secrets.c.name == _SECRET_NAME)
             ).scalar_one()
         return cls(stored.encode())

@@ -23,7 +23,7 @@ PRUNE_INTERVAL_SECONDS = 60.0
 
 
 class DatabaseReplayGuard:
-    """A ``auth.ReplayGuard`` backed by the shared database."""
+    """A ``web.auth.replay.ReplayGuard`` backed by the shared database."""
 
     def __init__(self, database: Database, now: Callable[[], float] = time.time) -> None:
         self._db = database

@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
 
-from ..knowledge import OVERRIDE_SYSTEM
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM
+
 from .database import Database
 from .schema import feedback, issued_cards
 from .tenants import BEFORE_TENANTS

@@ -20,8 +20,8 @@ from datetime import date
 
 from starlette.concurrency import run_in_threadpool
 
-from .protocol import Card
-from .store.issued import CardLedger, IssuedRow, issued_rows
+from cds_service.hooks.protocol import Card
+from cds_service.store.issued import CardLedger, IssuedRow, issued_rows
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
-from .auth import TrustedIssuer
-from .settings import PACKAGE_DIR
+from cds_service.web.auth.issuers import TrustedIssuer
 
 PUBLIC_SANDBOX_ISS = "https://sandbox.cds-hooks.org"
-PUBLIC_SANDBOX_JWKS_FILE = PACKAGE_DIR / "public_sandbox_jwks.json"
+PUBLIC_SANDBOX_JWKS_FILE = Path(__file__).resolve().parent / "public_sandbox_jwks.json"
 
 log = logging.getLogger("aimss_cds")
 

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .dates import months_before
-from .facts import AROMATASE_INHIBITORS, BONE_DENSITY, DraftedOrder, MedicationUse, PatientFacts
-from .findings import Finding, Indicator, Order
-from .knowledge import Knowledge
-from .rules import ANALGESICS, aimss_evidence, data_incomplete, describe
+from cds_service.clinical.dates import months_before
+from cds_service.clinical.facts.model import (
+    AROMATASE_INHIBITORS,
+    DataSource,
+    DraftedOrder,
+    MedicationUse,
+    PatientFacts,
+)
+from cds_service.clinical.findings import Finding, Indicator, Order
+from cds_service.clinical.rules.patient_view import (
+    ANALGESICS,
+    aimss_evidence,
+    data_incomplete,
+    describe,
+)
+from cds_service.knowledge.loader import Knowledge
 
 OrderRule = Callable[[PatientFacts, Knowledge, tuple[DraftedOrder, ...]], Finding | None]
 SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
@@ -41,7 +52,7 @@ def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[Drafte
         return None
     return Finding(
         topic="serm-with-ai", indicator="critical",
-        summary=f"Do not combine {draft.name} with an aromatase inhibitor"[:139],
+        summary=f"Do not combine {draft.name} with an aromatase inhibitor",
         evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
         advice=("A SERM opposes the AI's mechanism and adds no benefit (ATAC: the combination was "
                 "inferior to the AI alone). For bone protection use a bisphosphonate or denosumab."),
@@ -56,7 +67,7 @@ def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[Dr
         return None
     return Finding(
         topic="estrogen-with-ai", indicator="critical",
-        summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor"[:139],
+        summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor",
         evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
         advice=("Systemic estrogen defeats aromatase inhibition and is generally contraindicated after "
                 "hormone-receptor-positive breast cancer. Discuss non-hormonal options."),
@@ -122,7 +133,7 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tu
     severe = bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference
     return Finding(
         topic="analgesic-expectations", indicator="info",
-        summary=f"{draft.name}: expect limited relief of AI joint pain; add exercise"[:139],
+        summary=f"{draft.name}: expect limited relief of AI joint pain; add exercise",
         evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(facts.current_aromatase_inhibitors)}.", *describe(shown)),
         advice=("NSAIDs and acetaminophen often disappoint in AIMSS. Add exercise and consider acupuncture"
                 + ("; with BPI interference this high, start several treatments together." if severe else ".")),
@@ -134,7 +145,7 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tu
 
 def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
     draft = _drafted(drafts, AROMATASE_INHIBITORS)
-    if draft is None or not facts.knows(BONE_DENSITY):
+    if draft is None or not facts.knows(DataSource.BONE_DENSITY):
         return None
     interval = knowledge.rules.ai_start_bone_health.dxa_interval_months
     last = facts.last_bone_density_test

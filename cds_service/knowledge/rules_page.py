@@ -1,12 +1,13 @@
 """The human-readable rules page: every recommendation, threshold, suggestion and citation.
 
-Rendered as Markdown from the knowledge artifacts in ``fhir_profiles/`` (CodeSystem of card
-topics, PlanDefinition, ActivityDefinitions, ValueSets, BPI Questionnaire) and the merged rules
-files, so a clinician can review the rules without reading Python (DESIGN §5). The output is
+Rendered as Markdown from the loaded ``Knowledge`` (the artifacts of ``fhir_profiles/``: CodeSystem
+of card topics, PlanDefinition, ActivityDefinitions, ValueSets, BPI Questionnaire; and the merged
+rules files), so the page shows what the service loads and a clinician can review the rules
+without reading Python (DESIGN §5). The loader is the only reader of those files. The output is
 deterministic: the shipped page ``docs/rules.md`` is checked against a fresh render by the tests.
 
-    python -m cds_service.rules_page > docs/rules.md
-    python -m cds_service.rules_page --rules-file site-rules.toml   # a site's merged values
+    python -m cds_service.knowledge.rules_page > docs/rules.md
+    python -m cds_service.knowledge.rules_page --rules-file site-rules.toml   # a site's merged values
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ import argparse
 import json
 import re
 import sys
-import tomllib
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .knowledge import TOPIC_SYSTEM, VERIFICATION_EXTENSION, KnowledgeError, load_knowledge
-from .rules_config import merge
-from .settings import default_profiles_dir
+from cds_service.knowledge.loader import (
+    TOPIC_SYSTEM,
+    VERIFICATION_EXTENSION,
+    Knowledge,
+    KnowledgeError,
+    is_verified,
+    load_knowledge,
+)
+from cds_service.settings import default_profiles_dir
 
 Resource = dict[str, Any]
 
@@ -81,11 +86,16 @@ files (or a site's rules file) and regenerate the page.
 
 def render_rules_page(profiles_dir: Path, rules_file: Path | None = None) -> str:
     """The rules page as Markdown. Fails like start-up does if the knowledge does not load."""
-    load_knowledge(profiles_dir, rules_file)
-    resources = _read_resources(profiles_dir)
-    shipped = _read_toml(profiles_dir / "rules.toml")
-    rules = merge(shipped, _read_toml(rules_file)) if rules_file else shipped
-    meanings = _toml_comments(profiles_dir / "rules.toml")
+    return render(load_knowledge(profiles_dir, rules_file))
+
+
+def render(knowledge: Knowledge) -> str:
+    """The rules page of loaded knowledge."""
+    resources = knowledge.artifacts
+    shipped = knowledge.rules_source.shipped
+    rules = knowledge.rules_source.merged
+    meanings = knowledge.rules_source.meanings
+    rules_file = knowledge.rules_source.site_file
 
     topics = _code_system(resources, TOPIC_SYSTEM)["concept"]
     plans = sorted(resources.get("PlanDefinition", {}).values(), key=lambda r: r["url"])
@@ -98,7 +108,7 @@ def render_rules_page(profiles_dir: Path, rules_file: Path | None = None) -> str
             (
                 f"Generated from `{plan['url']}` (version {plan.get('version', '?')}, status "
                 f"{plan.get('status', '?')}) and the files beside it. Do not edit by hand: run "
-                "`python -m cds_service.rules_page > docs/rules.md`."
+                "`python -m cds_service.knowledge.rules_page > docs/rules.md`."
             ),
             "",
         ]
@@ -153,7 +163,7 @@ def _topic(
     code = concept["code"]
     out = [f"## {number}. `{code}`: {concept['display']}", ""]
     if action is None:
-        return out + ["*No PlanDefinition action for this topic: the service never sends it.*", ""]
+        return [*out, "*No PlanDefinition action for this topic: the service never sends it.*", ""]
     out += [f"**Card:** {action.get('title', concept['display'])}", ""]
     if action.get("description"):
         out += [action["description"], ""]
@@ -222,7 +232,7 @@ def _concept(concept: Mapping[str, Any]) -> str:
     parts = []
     for coding in codings:
         system = SYSTEM_NAMES.get(coding.get("system", ""), coding.get("system", "?"))
-        flag = " **UNVERIFIED code**" if not _verified(coding) else ""
+        flag = " **UNVERIFIED code**" if not is_verified(coding) else ""
         parts.append(f"{system} `{coding.get('code')}` {coding.get('display', '')}".rstrip() + flag)
     return ", ".join(parts)
 
@@ -233,7 +243,8 @@ def _hooks(action: Mapping[str, Any]) -> list[str]:
 
 def _action_type(action: Mapping[str, Any]) -> str | None:
     for coding in action.get("type", {}).get("coding", []):
-        return coding.get("code")
+        code = coding.get("code")
+        return code if isinstance(code, str) else None
     return None
 
 
@@ -260,7 +271,7 @@ def _thresholds(
         elif key not in shipped:
             shown += " (site only)"
         out.append(f"| `{key}` | {shown} | {_cell(meanings.get((section, key), ''))} |")
-    return out + [""]
+    return [*out, ""]
 
 
 def format_value(value: Any) -> str:
@@ -274,28 +285,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k} = {format_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
-
-
-def _toml_comments(path: Path) -> dict[tuple[str, str], str]:
-    """The comment lines written just above each key of the shipped rules file."""
-    meanings: dict[tuple[str, str], str] = {}
-    section, comments, previous = "", [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("["):
-            section, comments, previous = line.strip("[]").strip(), [], ""
-        elif line.startswith("#"):
-            comments.append(line.lstrip("#").strip())
-            previous = ""
-        elif "=" in line and section:
-            key = line.split("=", 1)[0].strip().strip('"')
-            meanings[(section, key)] = " ".join(comments) or (
-                f"See `{previous}` above." if previous else ""
-            )
-            comments, previous = [], key
-        else:
-            comments, previous = [], ""
-    return meanings
 
 
 # --- value sets, unverified codes, questionnaire --------------------------------------------
@@ -328,7 +317,7 @@ def _valuesets(by_url: Mapping[str, Resource]) -> list[str]:
     for url in sorted(by_url, key=lambda u: by_url[u]["id"]):
         for include in by_url[url].get("compose", {}).get("include", []):
             for concept in include.get("concept", []):
-                if _verified(concept):
+                if is_verified(concept):
                     continue
                 key = (include.get("system", ""), concept["code"])
                 entry = flagged.setdefault(
@@ -352,7 +341,7 @@ def _valuesets(by_url: Mapping[str, Resource]) -> list[str]:
             f"| {SYSTEM_NAMES.get(system, system)} | `{code}` | {_cell(entry['display'])} | "
             f"{', '.join(f'`{s}`' for s in entry['sets'])} | {_cell(entry['source'])} |"
         )
-    return out + [""]
+    return [*out, ""]
 
 
 def _expand(
@@ -366,7 +355,7 @@ def _expand(
             codes.update(_expand(nested, by_url, (*trail, url)))
         for concept in include.get("concept", []):
             codes[(include.get("system", ""), concept["code"])] = (
-                _verified(concept),
+                is_verified(concept),
                 concept.get("display", ""),
             )
     return codes
@@ -382,7 +371,7 @@ def _unverified_orders(activities: Mapping[str, Resource]) -> list[str]:
             text = _cell(concept.get("text", ""))
             rows.append(f'| `{definition["id"]}` | no code: text only ("{text}") |')
         for coding in codings:
-            if not _verified(coding):
+            if not is_verified(coding):
                 system = SYSTEM_NAMES.get(coding.get("system", ""), coding.get("system", ""))
                 rows.append(
                     f"| `{definition['id']}` | {system} `{coding.get('code')}` "
@@ -420,7 +409,7 @@ def _questionnaire(by_url: Mapping[str, Resource]) -> list[str]:
         if "minValue" in bounds and "maxValue" in bounds:
             answer += f" {bounds['minValue']}-{bounds['maxValue']}"
         out.append(f"| `{item['linkId']}` | {_cell(item.get('text', ''))} | {answer} |")
-    return out + [""]
+    return [*out, ""]
 
 
 def _leaf_items(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
@@ -432,15 +421,6 @@ def _leaf_items(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _verified(element: Mapping[str, Any]) -> bool:
-    for extension in element.get("extension", []):
-        if extension.get("url") == VERIFICATION_EXTENSION:
-            for part in extension.get("extension", []):
-                if part.get("url") == "status":
-                    return part.get("valueCode") != "unverified"
-    return True
 
 
 def _source(element: Mapping[str, Any]) -> str:
@@ -462,14 +442,6 @@ def _strip(lines: Iterable[str]) -> Iterable[str]:
             yield line.rstrip()
 
 
-def _read_resources(profiles_dir: Path) -> dict[str, dict[str, Resource]]:
-    resources: dict[str, dict[str, Resource]] = defaultdict(dict)
-    for path in sorted(profiles_dir.glob("*.json")):
-        resource = json.loads(path.read_text(encoding="utf-8"))
-        resources[resource["resourceType"]][resource.get("url", path.name)] = resource
-    return resources
-
-
 def _code_system(resources: Mapping[str, Mapping[str, Resource]], url: str) -> Resource:
     try:
         return resources["CodeSystem"][url]
@@ -477,16 +449,9 @@ def _code_system(resources: Mapping[str, Mapping[str, Resource]], url: str) -> R
         raise KnowledgeError(f"the CodeSystem {url} is missing") from error
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise KnowledgeError(f"{path}: cannot read rules: {error}") from error
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cds_service.rules_page",
+        prog="python -m cds_service.knowledge.rules_page",
         description="Write the human-readable rules page (Markdown) to standard output.",
     )
     parser.add_argument(

@@ -11,14 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import (
-    BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS, MEDICATIONS, PAIN, PatientFacts, drafted_orders,
+from cds_service.clinical.facts.medications import drafted_orders
+from cds_service.clinical.facts.model import (
+    INTERVENTION_SETS,
+    DataSource,
+    DraftedOrder,
+    PatientFacts,
 )
-from .order_rules import evaluate_order_select
-from .findings import Finding
-from .knowledge import Knowledge
-from .protocol import OrderSelectContext, PatientViewContext, ServiceDescription
-from .rules import evaluate_patient_view
+from cds_service.clinical.findings import Finding
+from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.rules.patient_view import evaluate_patient_view
+from cds_service.hooks.protocol import OrderSelectContext, PatientViewContext, ServiceDescription
+from cds_service.knowledge.loader import Knowledge
 
 PATIENT_VIEW = "aimss-patient-view"
 ORDER_SELECT = "aimss-order-select"
@@ -37,7 +41,7 @@ class DataKey:
 
     name: str
     template: str
-    source: str
+    source: DataSource
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class CdsService:
     description: str
     usage_requirements: str
     keys: tuple[DataKey, ...]
-    required_sources: frozenset[str]
+    required_sources: frozenset[DataSource]
     context_model: type[PatientViewContext]
     evaluate: Evaluate
     needs_data: Callable[[Any, Knowledge], bool] = lambda context, knowledge: True
@@ -57,7 +61,7 @@ class CdsService:
     def prefetch(self) -> dict[str, str]:
         return {key.name: key.template for key in self.keys}
 
-    def sources_of(self, key_names: Mapping[str, str]) -> frozenset[str]:
+    def sources_of(self, key_names: Mapping[str, str]) -> frozenset[DataSource]:
         return frozenset(key.source for key in self.keys if key.name in key_names)
 
     def describe(self) -> ServiceDescription:
@@ -89,7 +93,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             ),
             usage_requirements=usage,
             keys=keys,
-            required_sources=frozenset({MEDICATIONS}),
+            required_sources=frozenset({DataSource.MEDICATIONS}),
             context_model=PatientViewContext,
             evaluate=lambda facts, knowledge, context: evaluate_patient_view(facts, knowledge),
         ),
@@ -103,7 +107,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             ),
             usage_requirements=usage,
             keys=keys,
-            required_sources=frozenset({MEDICATIONS}),
+            required_sources=frozenset({DataSource.MEDICATIONS}),
             context_model=OrderSelectContext,
             evaluate=lambda facts, knowledge, context: evaluate_order_select(
                 facts, knowledge, _drafts(context, knowledge)
@@ -114,7 +118,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
     return {service.id: service for service in services}
 
 
-def _drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple:
+def _drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple[DraftedOrder, ...]:
     """The selected drafts with a drug we know. The sandbox fires order-select before a drug is
     chosen and on every edit: such drafts answer at once with no cards, without reading the chart."""
     return drafted_orders(context.draftOrders.entry, context.selections, knowledge)
@@ -126,46 +130,46 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
         DataKey(
             "medicationStatements",
             f"MedicationStatement?{patient}&status=active,intended,on-hold,stopped,completed,not-taken",
-            MEDICATIONS,
+            DataSource.MEDICATIONS,
         ),
         DataKey(
             "medicationRequests",
             f"MedicationRequest?{patient}&status=active,on-hold,stopped,cancelled,completed",
-            MEDICATIONS,
+            DataSource.MEDICATIONS,
         ),
         DataKey(
             "dxaObservations",
             f"Observation?{patient}&code={_codes(knowledge, 'dxa-results')}&_sort=-date",
-            BONE_DENSITY,
+            DataSource.BONE_DENSITY,
         ),
         DataKey(
             "dxaProcedures",
             f"Procedure?{patient}&code={_codes(knowledge, 'dxa-procedures')}",
-            BONE_DENSITY,
+            DataSource.BONE_DENSITY,
         ),
         DataKey(
             "painObservations",
             f"Observation?{patient}&code={_codes(knowledge, 'pain-severity', 'bpi-interference')}"
             "&_sort=-date",
-            PAIN,
+            DataSource.PAIN,
         ),
-        DataKey("bpiResponses", f"QuestionnaireResponse?{patient}&status=completed,amended", PAIN),
+        DataKey("bpiResponses", f"QuestionnaireResponse?{patient}&status=completed,amended", DataSource.PAIN),
         DataKey(
             "labObservations",
             f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9')}"
             "&_sort=-date",
-            LABS,
+            DataSource.LABS,
         ),
-        DataKey("conditions", f"Condition?{patient}&clinical-status=active,recurrence,relapse", CONDITIONS),
+        DataKey("conditions", f"Condition?{patient}&clinical-status=active,recurrence,relapse", DataSource.CONDITIONS),
         DataKey(
             "interventionRequests",
             f"ServiceRequest?{patient}&code={_codes(knowledge, *INTERVENTION_SETS)}",
-            INTERVENTIONS,
+            DataSource.INTERVENTIONS,
         ),
         DataKey(
             "interventionProcedures",
             f"Procedure?{patient}&code={_codes(knowledge, *INTERVENTION_SETS)}",
-            INTERVENTIONS,
+            DataSource.INTERVENTIONS,
         ),
     )
     return tuple(DataKey(k.name, f"{k.template}&_count={PAGE_SIZE}", k.source) for k in keys)

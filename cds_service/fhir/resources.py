@@ -49,11 +49,13 @@ def codings(concept: Any) -> list[Mapping[str, Any]]:
 def concept_text(concept: Any) -> str | None:
     if not isinstance(concept, Mapping):
         return None
-    if isinstance(concept.get("text"), str):
-        return concept["text"]
+    text = concept.get("text")
+    if isinstance(text, str):
+        return text
     for coding in codings(concept):
-        if isinstance(coding.get("display"), str):
-            return coding["display"]
+        display = coding.get("display")
+        if isinstance(display, str):
+            return display
     return None
 
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 
-from .activities import instantiate
-from .findings import Finding, Order
-from .knowledge import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge, Recommendation
-from .protocol import Action, Card, Coding, Source, Suggestion
+from cds_service.clinical.activities import instantiate
+from cds_service.clinical.facts.model import DataSource
+from cds_service.clinical.findings import Finding, Order
+from cds_service.hooks.protocol import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge, Recommendation
 
 NewId = Callable[[], str]
+
+SOURCE_PHRASES: Mapping[DataSource, str] = {
+    DataSource.MEDICATIONS: "medications",
+    DataSource.BONE_DENSITY: "bone density tests",
+    DataSource.PAIN: "pain and BPI scores",
+    DataSource.CONDITIONS: "conditions",
+    DataSource.LABS: "TSH, vitamin D and PHQ-9 results",
+    DataSource.INTERVENTIONS: "referrals and procedures",
+}
+"""Each data source as a clinician reads it on a card."""
 
 
 def new_uuid() -> str:
@@ -44,7 +55,7 @@ def _card(
     lead = recommendation.citations[0]
     return Card(
         uuid=new_id(),
-        summary=finding.summary,
+        summary=finding.summary[:SUMMARY_MAX],  # a drug's name can make it long
         detail=_detail(finding, recommendation),
         indicator=finding.indicator,
         source=Source(
@@ -71,7 +82,7 @@ def _selection_behavior(suggestions: list[Suggestion]) -> str | None:
 
 
 def _detail(finding: Finding, recommendation: Recommendation) -> str:
-    lines = ["**Why this card**", *(f"- {line}" for line in finding.evidence), ""]
+    lines = ["**Why this card**", *(f"- {line}" for line in _evidence(finding)), ""]
     lines += ["**What to do**", finding.advice, "", "**Evidence**"]
     lines += [
         f"- [{c.label}]({c.url}): {c.display}" if c.url else f"- {c.label}: {c.display}"
@@ -84,6 +95,13 @@ def _detail(finding: Finding, recommendation: Recommendation) -> str:
             f"{', '.join(finding.unverified_codes)}. Check the record._",
         ]
     return "\n".join(lines)
+
+
+def _evidence(finding: Finding) -> tuple[str, ...]:
+    if not finding.unreadable:
+        return finding.evidence
+    missing = ", ".join(sorted(SOURCE_PHRASES[source] for source in finding.unreadable))
+    return (f"Could not be read from the EHR: {missing}.", *finding.evidence)
 
 
 def _suggestion(

@@ -96,9 +96,13 @@ class Link(BaseModel):
     type: Literal["absolute", "smart"] = "absolute"
 
 
+SUMMARY_MAX = 139
+"""CDS Hooks: a card's summary is under 140 characters."""
+
+
 class Card(BaseModel):
     uuid: str
-    summary: Annotated[str, StringConstraints(min_length=1, max_length=139)]
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=SUMMARY_MAX)]
     detail: str | None = None
     indicator: Literal["info", "warning", "critical"]
     source: Source

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from .fhir_client import FhirClient, FhirError
-from .fhirdata import bundle_resources, is_error_outcome, next_link, patient_of
-from .protocol import HookRequest
+from cds_service.fhir.client import FhirClient, FhirError
+from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link, patient_of
+from cds_service.hooks.protocol import HookRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,6 @@ class Gathered:
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     fetched: set[str] = field(default_factory=set)
-
-    def all_resources(self) -> list[dict[str, Any]]:
-        return [resource for found in self.resources.values() for resource in found]
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str | None:
@@ -153,7 +150,7 @@ async def _fetch_missing(
     )
     jobs = {key: asyncio.ensure_future(client.fetch(url)) for key, url in to_fetch.items()}
     jobs |= {key: asyncio.ensure_future(client.follow(url)) for key, url in to_continue.items()}
-    done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
+    _done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
     for job in pending:
         job.cancel()
     for key, job in jobs.items():

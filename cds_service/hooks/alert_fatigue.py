@@ -12,9 +12,9 @@ from datetime import date
 
 from starlette.concurrency import run_in_threadpool
 
-from .findings import Finding
-from .rules_config import SnoozeRules
-from .store import CardLedger
+from cds_service.clinical.findings import Finding
+from cds_service.knowledge.rules_config import SnoozeRules
+from cds_service.store import CardLedger
 
 NEVER_QUIETED_TOPICS = frozenset({"data-incomplete"})
 

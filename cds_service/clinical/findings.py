@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cds_service.clinical.facts.model import DataSource
+
 Indicator = Literal["info", "warning", "critical"]
 
 
@@ -29,3 +31,5 @@ class Finding:
     advice: str
     orders: tuple[Order, ...] = ()
     unverified_codes: tuple[str, ...] = ()
+    unreadable: frozenset[DataSource] = frozenset()
+    """Data sources that could not be read; the card names them, in words, before the evidence."""

@@ -18,7 +18,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from .rules_config import RulesConfig, merge
+from cds_service.knowledge.rules_config import RulesConfig, merge
 
 VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/code-verification"
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
@@ -73,12 +73,27 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class RulesSource:
+    """The rules files as read: shipped values, merged values, and the shipped keys' comments."""
+
+    shipped: Mapping[str, Any]
+    merged: Mapping[str, Any]
+    meanings: Mapping[tuple[str, str], str]
+    site_file: Path | None
+
+
+@dataclass(frozen=True)
 class Knowledge:
+    """Everything loaded from the knowledge files; the artifacts are kept for the rules page."""
+
     valuesets: Mapping[str, frozenset[tuple[str, str]]]
     recommendations: Mapping[str, Recommendation]
     activities: Mapping[str, dict[str, Any]]
     override_reasons: tuple[tuple[str, str], ...]
     rules: RulesConfig
+    artifacts: Mapping[str, Mapping[str, dict[str, Any]]] = field(repr=False)
+    """Every artifact of ``fhir_profiles/``, by resourceType then canonical URL."""
+    rules_source: RulesSource = field(repr=False)
     _index: Mapping[tuple[str, str], tuple[CodeMatch, ...]] = field(repr=False)
 
     def matches(self, codings: Iterable[Mapping[str, Any]]) -> tuple[CodeMatch, ...]:
@@ -96,9 +111,6 @@ class Knowledge:
 
     def codes(self, valueset: str) -> frozenset[tuple[str, str]]:
         return self.valuesets[valueset]
-
-    def activity(self, canonical: str) -> dict[str, Any]:
-        return self.activities[canonical.rsplit("/", 1)[-1]]
 
 
 def _candidates(system: str, code: str) -> Iterable[str]:
@@ -136,7 +148,8 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
             index[(member.system, member.code)].append(
                 CodeMatch(valueset_id, member.system, member.code, member.display, member.verified)
             )
-    rules = _load_rules(profiles_dir / "rules.toml", site_rules)
+    rules_source = _read_rules(profiles_dir / "rules.toml", site_rules)
+    rules = _validate_rules(rules_source, profiles_dir / "rules.toml")
     unknown_reasons = set(rules.snooze.reasons) - set(override_reasons)
     if unknown_reasons:
         raise KnowledgeError(
@@ -148,6 +161,11 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
         activities=activities,
         override_reasons=tuple(override_reasons.items()),
         rules=rules,
+        artifacts={
+            kind: {url: resource for url, (resource, _) in by_url.items()}
+            for kind, by_url in artifacts.items()
+        },
+        rules_source=rules_source,
         _index={key: tuple(value) for key, value in index.items()},
     )
 
@@ -194,7 +212,7 @@ def _expand_valuesets(
             if "concept" in include:
                 system = canonical_system(include["system"])
                 members |= {
-                    _Member(system, c["code"], c.get("display", c["code"]), _is_verified(c))
+                    _Member(system, c["code"], c.get("display", c["code"]), is_verified(c))
                     for c in include["concept"]
                 }
             elif "system" in include:
@@ -206,12 +224,13 @@ def _expand_valuesets(
     return expanded
 
 
-def _is_verified(concept: Mapping[str, Any]) -> bool:
+def is_verified(concept: Mapping[str, Any]) -> bool:
+    """False when the code-verification extension marks a concept or coding UNVERIFIED."""
     for extension in concept.get("extension", []):
         if extension.get("url") == VERIFICATION_EXTENSION:
             for part in extension.get("extension", []):
                 if part.get("url") == "status":
-                    return part.get("valueCode") != "unverified"
+                    return bool(part.get("valueCode") != "unverified")
     return True
 
 
@@ -262,19 +281,53 @@ def _recommendations(
     return recommendations
 
 
-def _load_rules(shipped: Path, site: Path | None) -> RulesConfig:
-    data = _read_toml(shipped)
-    if site is not None:
-        data = merge(data, _read_toml(site))
+def _read_rules(shipped: Path, site: Path | None) -> RulesSource:
+    text = _read_text(shipped)
+    data = _parse_toml(text, shipped)
+    merged = merge(data, _parse_toml(_read_text(site), site)) if site is not None else data
+    return RulesSource(data, merged, _toml_comments(text), site)
+
+
+def _validate_rules(source: RulesSource, shipped: Path) -> RulesConfig:
     try:
-        return RulesConfig.model_validate(data)
+        return RulesConfig.model_validate(source.merged)
     except ValidationError as error:
-        source = f"{shipped} with {site}" if site else str(shipped)
-        raise KnowledgeError(f"{source}: invalid rules: {error}") from error
+        where = f"{shipped} with {source.site_file}" if source.site_file else str(shipped)
+        raise KnowledgeError(f"{where}: invalid rules: {error}") from error
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
         raise KnowledgeError(f"{path}: cannot read rules: {error}") from error
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise KnowledgeError(f"{path}: cannot read rules: {error}") from error
+
+
+def _toml_comments(text: str) -> dict[tuple[str, str], str]:
+    """The comment lines written just above each key of the shipped rules file (its meaning)."""
+    meanings: dict[tuple[str, str], str] = {}
+    comments: list[str] = []
+    section, previous = "", ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section, comments, previous = line.strip("[]").strip(), [], ""
+        elif line.startswith("#"):
+            comments.append(line.lstrip("#").strip())
+            previous = ""
+        elif "=" in line and section:
+            key = line.split("=", 1)[0].strip().strip('"')
+            meanings[(section, key)] = " ".join(comments) or (
+                f"See `{previous}` above." if previous else ""
+            )
+            comments, previous = [], key
+        else:
+            comments, previous = [], ""
+    return meanings

@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from .dates import months_before, whole_months_between
-from .facts import (
-    AI_INGREDIENTS, AROMATASE_INHIBITORS, BONE_DENSITY, CONDITIONS, INTERVENTION_SETS, INTERVENTIONS, LABS,
-    MEDICATIONS, PAIN, BoneDensityTest, Measurement, MedicationUse, PatientFacts, Record,
+from cds_service.clinical.dates import months_before, whole_months_between
+from cds_service.clinical.facts.model import (
+    AI_INGREDIENTS,
+    AROMATASE_INHIBITORS,
+    INTERVENTION_SETS,
+    BoneDensityTest,
+    DataSource,
+    Measurement,
+    MedicationUse,
+    PatientFacts,
+    Record,
 )
-from .findings import Finding, Order
-from .knowledge import Knowledge
+from cds_service.clinical.findings import Finding, Order
+from cds_service.knowledge.loader import Knowledge
 
 Rule = Callable[[PatientFacts, Knowledge], Finding | None]
 Evidence = MedicationUse | BoneDensityTest | Measurement | Record
@@ -50,7 +57,7 @@ def aimss_evidence(facts: PatientFacts, knowledge: Knowledge) -> tuple[Evidence,
 def symptom_assessment(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     rules = knowledge.rules.symptom_assessment
     start = facts.ai_start
-    if not facts.knows(PAIN) or start is None:
+    if not facts.knows(DataSource.PAIN) or start is None:
         return None
     if facts.today - start < timedelta(weeks=rules.min_weeks_on_ai):
         return None
@@ -125,7 +132,7 @@ def multimodal_management(facts: PatientFacts, knowledge: Knowledge) -> Finding 
 
 def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     rules = knowledge.rules.duloxetine
-    if facts.current("duloxetine") or not facts.knows(MEDICATIONS):
+    if facts.current("duloxetine") or not facts.knows(DataSource.MEDICATIONS):
         return None
     latest, phq9 = facts.latest_pain, (facts.phq9[-1] if facts.phq9 else None)
     reasons: list[Evidence] = []
@@ -197,7 +204,7 @@ def hand_wrist(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
 
 
 def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
-    if not facts.knows(BONE_DENSITY):
+    if not facts.knows(DataSource.BONE_DENSITY):
         return None
     rules = knowledge.rules.bone_density_scan
     interval = rules.dxa_interval_months
@@ -229,7 +236,7 @@ def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | No
 
 
 def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
-    if not facts.knows(MEDICATIONS, BONE_DENSITY, CONDITIONS):
+    if not facts.knows(DataSource.MEDICATIONS, DataSource.BONE_DENSITY, DataSource.CONDITIONS):
         return None
     rules = knowledge.rules.bone_protection
     reasons: list[str] = []
@@ -288,7 +295,7 @@ def _t_score_falls(facts: PatientFacts, min_fall: float) -> list[tuple[BoneDensi
 
 
 def contributing_factors(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
-    if not facts.knows(LABS, CONDITIONS):
+    if not facts.knows(DataSource.LABS, DataSource.CONDITIONS):
         return None
     shown = aimss_evidence(facts, knowledge)
     if not shown:
@@ -369,7 +376,7 @@ def _interventions_in_place(facts: PatientFacts) -> list[str]:
 
 def red_flags(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     rise = knowledge.rules.red_flags.min_pain_rise
-    if len(facts.pain_scores) < 2 or not facts.knows(INTERVENTIONS, MEDICATIONS):
+    if len(facts.pain_scores) < 2 or not facts.knows(DataSource.INTERVENTIONS, DataSource.MEDICATIONS):
         return None
     first, last = facts.pain_scores[0], facts.pain_scores[-1]
     treatments = _interventions_in_place(facts)
@@ -407,12 +414,12 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
 
 
 def data_incomplete(facts: PatientFacts) -> Finding:
-    missing = ", ".join(sorted(facts.unavailable))
     return Finding(
         topic="data-incomplete",
         indicator="warning",
         summary="Some patient data could not be read: AIMSS guidance may be incomplete",
-        evidence=(f"Could not be read from the EHR: {missing}.",),
+        evidence=(),
+        unreadable=facts.unavailable,
         advice=("Recommendations that depend on this data were not evaluated. The absence of a card "
                 "is not reassurance; review these data in the chart."),
     )

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .fhirdata import bundle_resources, is_error_outcome, next_link
+from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 

@@ -6,7 +6,7 @@ misspelt key, so a site override cannot silently do nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,7 +98,7 @@ class RulesConfig(_Section):
     snooze: SnoozeRules
 
 
-def merge(base: dict, override: dict) -> dict:
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge a site's partial rules over the shipped ones."""
     merged = dict(base)
     for key, value in override.items():

@@ -1,0 +1,163 @@
+"""The facts the rules read: typed, dated, each naming the resource it came from.
+
+Missing data is unknown, not "no": ``PatientFacts.unavailable`` names every data source that
+could not be read, and the rules consult it before concluding that something is absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from cds_service.fhir.resources import Resource
+from cds_service.knowledge.loader import CodeMatch
+
+
+class DataSource(StrEnum):
+    """A kind of data the rules need; a prefetch key feeds one. Cards name them in words."""
+
+    MEDICATIONS = "medications"
+    BONE_DENSITY = "bone_density"
+    PAIN = "pain"
+    CONDITIONS = "conditions"
+    LABS = "labs"
+    INTERVENTIONS = "interventions"
+
+
+AROMATASE_INHIBITORS = "aromatase-inhibitors"
+AI_INGREDIENTS = ("anastrozole", "letrozole", "exemestane")
+INTERVENTION_SETS = ("physical-therapy", "acupuncture", "exercise-program")
+
+
+@dataclass(frozen=True)
+class MedicationUse:
+    """One record of a drug of interest, from a MedicationStatement or a MedicationRequest."""
+
+    groups: frozenset[str]
+    name: str
+    status: str
+    start: date | None
+    end: date | None
+    source: str
+    unverified_codes: tuple[str, ...]
+    status_reason: str | None = None
+    status_reason_groups: frozenset[str] = frozenset()
+
+    @property
+    def is_current(self) -> bool:
+        return self.status == "active"
+
+    def belongs_to(self, group: str) -> bool:
+        return group in self.groups
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A dated number: a pain score, a BPI interference score, a lab or a T-score."""
+
+    when: date
+    value: float
+    name: str
+    source: str
+    unverified_codes: tuple[str, ...] = ()
+    abnormal: bool | None = None
+    code: str = ""
+
+    def describe(self) -> str:
+        return f"{self.name} {self.value:g} on {self.when.isoformat()} ({self.source})"
+
+
+@dataclass(frozen=True)
+class BoneDensityTest:
+    """A DXA: a result Observation, a DiagnosticReport or a Procedure."""
+
+    when: date
+    source: str
+    name: str
+    t_score: float | None
+    unverified_codes: tuple[str, ...]
+    site: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A coded condition, or an intervention (referral or procedure), found in the record."""
+
+    groups: frozenset[str]
+    name: str
+    when: date | None
+    source: str
+    unverified_codes: tuple[str, ...]
+
+    def describe(self) -> str:
+        when = f" ({self.when.isoformat()})" if self.when else ""
+        return f"{self.name}{when}, {self.source}"
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    today: date
+    unavailable: frozenset[DataSource]
+    medications: tuple[MedicationUse, ...]
+    bone_density_tests: tuple[BoneDensityTest, ...]
+    pain_scores: tuple[Measurement, ...] = ()
+    bpi_interference: tuple[Measurement, ...] = ()
+    phq9: tuple[Measurement, ...] = ()
+    tsh: tuple[Measurement, ...] = ()
+    vitamin_d: tuple[Measurement, ...] = ()
+    conditions: tuple[Record, ...] = ()
+    interventions: tuple[Record, ...] = ()
+
+    def knows(self, *sources: DataSource) -> bool:
+        return not self.unavailable.intersection(sources)
+
+    def current(self, group: str) -> tuple[MedicationUse, ...]:
+        return tuple(m for m in self.medications if m.is_current and m.belongs_to(group))
+
+    def ever(self, group: str) -> tuple[MedicationUse, ...]:
+        return tuple(m for m in self.medications if m.belongs_to(group))
+
+    def has(self, group: str) -> tuple[Record, ...]:
+        """Active conditions and interventions in a value set."""
+        return tuple(f for f in (*self.conditions, *self.interventions) if group in f.groups)
+
+    @property
+    def current_aromatase_inhibitors(self) -> tuple[MedicationUse, ...]:
+        return self.current(AROMATASE_INHIBITORS)
+
+    @property
+    def ai_start(self) -> date | None:
+        starts = [m.start for m in self.current_aromatase_inhibitors if m.start]
+        return min(starts, default=None)
+
+    @property
+    def last_bone_density_test(self) -> BoneDensityTest | None:
+        return max(self.bone_density_tests, key=lambda test: test.when, default=None)
+
+    @property
+    def latest_pain(self) -> Measurement | None:
+        return self.pain_scores[-1] if self.pain_scores else None
+
+    @property
+    def latest_bpi_interference(self) -> Measurement | None:
+        return self.bpi_interference[-1] if self.bpi_interference else None
+
+
+@dataclass(frozen=True)
+class DraftedOrder:
+    """A selected order-select draft whose drug is in one of the value sets."""
+
+    resource_id: str
+    name: str
+    groups: frozenset[str]
+    unverified_codes: tuple[str, ...]
+
+
+Coded = tuple[Resource, tuple[CodeMatch, ...]]
+"""A resource with every value-set membership of its code."""
+
+
+def unverified(matches: Iterable[CodeMatch]) -> tuple[str, ...]:
+    return tuple(sorted({f"{m.code} ({m.display})" for m in matches if not m.verified}))

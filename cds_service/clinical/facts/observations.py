@@ -1,0 +1,117 @@
+"""Observations as dated numbers: pain scores, BPI interference, labs, with units and flags.
+
+Numbers come as valueQuantity, valueInteger, valueDecimal or a numeric valueCodeableConcept or
+valueString; dates as dateTime, Period or instant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
+
+from cds_service.clinical.facts.model import Coded, Measurement, unverified
+from cds_service.fhir.resources import Resource, codings, concept_text, first_date, reference_key
+from cds_service.knowledge.loader import Knowledge
+
+_VOID = {"entered-in-error", "cancelled", "registered", "revoked", "not-done"}
+_ABNORMAL_FLAGS = {"H", "HH", "HU", "L", "LL", "LU", "A", "AA"}
+NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
+
+
+def observations_by_valueset(
+    observations: Iterable[Resource], knowledge: Knowledge
+) -> dict[str, list[Coded]]:
+    """Each valid Observation under every value set its code is in, its code matched once.
+
+    A chart holds a year of scores and labs; matching every Observation once, rather than once
+    per fact, is most of what keeps a hook call within its latency target.
+    """
+    index: dict[str, list[Coded]] = {}
+    for observation in observations:
+        if observation.get("status") in _VOID:
+            continue
+        matches = knowledge.matches(codings(observation.get("code")))
+        for valueset in {m.valueset for m in matches}:
+            index.setdefault(valueset, []).append((observation, matches))
+    return index
+
+
+def recent(measurements: Iterable[Measurement], since: date) -> tuple[Measurement, ...]:
+    """Measurements in the lookback window, oldest first."""
+    return tuple(sorted((m for m in measurements if m.when >= since), key=lambda m: m.when))
+
+
+def numeric_value(resource: Resource) -> float | None:
+    """valueQuantity, valueInteger, valueDecimal, or a numeric valueCodeableConcept/valueString."""
+    quantity = resource.get("valueQuantity")
+    if isinstance(quantity, Mapping) and isinstance(quantity.get("value"), int | float):
+        return float(quantity["value"])
+    for name in ("valueInteger", "valueDecimal"):
+        if isinstance(resource.get(name), int | float) and not isinstance(resource.get(name), bool):
+            return float(resource[name])
+    candidates = [resource.get("valueString")]
+    concept = resource.get("valueCodeableConcept")
+    if isinstance(concept, Mapping):
+        candidates += [concept.get("text"), *(c.get("code") for c in codings(concept))]
+    for candidate in candidates:
+        if isinstance(candidate, str) and NUMBER.match(candidate):
+            return float(candidate)
+    return None
+
+
+def observation_date(observation: Resource) -> date | None:
+    return first_date(observation, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
+
+
+def measurements_in(observations: Iterable[Coded], valueset: str) -> Iterator[Measurement]:
+    """The dated numbers of Observations coded in ``valueset``."""
+    for observation, all_matches in observations:
+        matches = [m for m in all_matches if m.valueset == valueset]
+        when, value = observation_date(observation), numeric_value(observation)
+        if when is None or value is None:
+            continue
+        yield Measurement(
+            when, value, concept_text(observation.get("code")) or matches[0].display,
+            reference_key(observation) or "Observation", unverified(matches),
+            _abnormal(observation, value), matches[0].code,
+        )
+
+
+def _abnormal(observation: Resource, value: float) -> bool | None:
+    """From the lab's own interpretation or reference range; ``None`` when it gives neither."""
+    for interpretation in observation.get("interpretation") or []:
+        for coding in codings(interpretation):
+            if coding.get("code") in _ABNORMAL_FLAGS:
+                return True
+            if coding.get("code") == "N":
+                return False
+    for reference_range in observation.get("referenceRange") or []:
+        low = (reference_range.get("low") or {}).get("value")
+        high = (reference_range.get("high") or {}).get("value")
+        if isinstance(low, int | float) or isinstance(high, int | float):
+            return (isinstance(low, int | float) and value < low) or (
+                isinstance(high, int | float) and value > high
+            )
+    return None
+
+
+def vitamin_d(
+    measurements: Iterable[Measurement], observations: Iterable[Coded]
+) -> Iterator[Measurement]:
+    """25-OH vitamin D in ng/mL; results in nmol/L are divided by 2.496, unknown units dropped."""
+    by_source = {reference_key(o): o for o, _ in observations}
+    for measurement in measurements:
+        observation = by_source.get(measurement.source, {})
+        quantity = observation.get("valueQuantity") or {}
+        unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
+        if "nmol" in unit:
+            value = round(measurement.value / 2.496, 1)
+        elif "ng" in unit or "ug/l" in unit or "µg/l" in unit:
+            value = measurement.value
+        else:
+            continue
+        yield Measurement(
+            measurement.when, value, measurement.name, measurement.source,
+            measurement.unverified_codes, measurement.abnormal, measurement.code,
+        )

@@ -1,0 +1,143 @@
+"""One hook call as named steps, from the parsed request to the cards. Nothing here knows HTTP.
+
+validate context -> needs data -> gather -> read facts -> evaluate rules -> drop quieted ->
+render cards -> record. Each step returns what it produces; none edits another's result. The
+route turns the ``HookResult`` into a response.
+
+Only the facts step tolerates malformed client data (``intake``). Any other exception in a step
+is a bug: its type and stack frames are logged (not its message, which may quote patient data),
+it is counted in ``aimss_internal_errors_total{stage}``, and ``StepFailed`` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from cds_service import metrics
+from cds_service.clinical.cards import render_cards
+from cds_service.fhir.gather import FhirAccess, gather
+from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.hooks.card_recorder import CardRecorder
+from cds_service.hooks.intake import MalformedData, read_facts
+from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
+from cds_service.hooks.services import CdsService
+from cds_service.knowledge.loader import Knowledge
+from cds_service.store import Store
+
+log = logging.getLogger("aimss_cds")
+
+Clock = Callable[[], date]
+
+Outcome = Literal["cards", "wrong_hook", "invalid_context", "malformed_data", "data_missing"]
+"""``cards`` answers with cards (maybe none); the others say why the call could not be answered."""
+
+
+class HookEnvironment(Protocol):
+    """What a hook call runs against: the knowledge, the shared state, the FHIR access, the clock."""
+
+    @property
+    def knowledge(self) -> Knowledge: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def recorder(self) -> CardRecorder: ...
+    @property
+    def fhir(self) -> FhirAccess: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
+@dataclass(frozen=True)
+class HookResult:
+    outcome: Outcome
+    cards: list[Card] = field(default_factory=list)
+    problem: str = ""
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+class StepFailed(Exception):
+    """A bug in a step of the pipeline (already logged and counted)."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironment) -> HookResult:
+    """The cards for one call of ``service``, or why there are none."""
+    if request.hook != service.hook:
+        return HookResult(
+            "wrong_hook",
+            problem=f"Service {service.id!r} answers the {service.hook!r} hook, not {request.hook!r}",
+        )
+    try:
+        context = service.context_model.model_validate(request.context)
+    except ValidationError as error:
+        return HookResult("invalid_context", problem="Invalid context: " + describe_validation_errors(
+            [{**e, "loc": ("context", *e["loc"])} for e in error.errors()]
+        ))
+    if not service.needs_data(context, env.knowledge):
+        return HookResult("cards")
+
+    with _step(service, "gather"):
+        gathered = await gather(request, service.prefetch, env.fhir)
+    today = env.clock()
+    with _step(service, "facts"):
+        try:
+            intake = read_facts(gathered, service, env.knowledge, today)
+        except MalformedData as error:
+            # Keys failed together: the data's fault, answered as such rather than as a bug.
+            log.warning("malformed FHIR data: %s", error.error_type)
+            return HookResult(
+                "malformed_data",
+                problem="The prefetch or FHIR server data is not valid FHIR R4 JSON "
+                "(an element has the wrong type)",
+                unavailable=error.unavailable,
+            )
+    metrics.count_keys(service.prefetch, gathered.fetched, intake.unavailable)
+    if service.sources_of(intake.unavailable) & service.required_sources:
+        reasons = ", ".join(f"{key} ({why})" for key, why in sorted(intake.unavailable.items()))
+        return HookResult(
+            "data_missing",
+            problem="Data the service needs could be had neither from prefetch nor from the "
+            f"FHIR server: {reasons}",
+            unavailable=intake.unavailable,
+        )
+    with _step(service, "rules"):
+        findings = service.evaluate(intake.facts, env.knowledge, context)
+    patient_key = env.store.patients.key(request.fhirServer, context.patientId)
+    with _step(service, "snooze"):
+        shown = await without_quieted(
+            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
+        )
+    with _step(service, "cards"):
+        cards = render_cards(shown, env.knowledge, context.patientId, today)
+    metrics.count_cards(service.id, cards)
+    # Recorded in the next batch: feedback on these cards can then quiet their topic.
+    with _step(service, "record", timed=False):
+        env.recorder.add(service.id, cards, patient_key, today)
+    return HookResult("cards", cards=cards, unavailable=intake.unavailable)
+
+
+@contextmanager
+def _step(service: CdsService, stage: str, *, timed: bool = True) -> Iterator[None]:
+    """Time a step; turn an exception escaping it into a logged, counted ``StepFailed``."""
+    try:
+        if timed:
+            with metrics.STAGE_SECONDS.labels(service.id, stage).time():
+                yield
+        else:
+            yield
+    except Exception as error:
+        metrics.INTERNAL_ERRORS.labels(stage).inc()
+        frames = "".join(traceback.format_list(traceback.extract_tb(error.__traceback__)))
+        log.error("bug in step %s of %s: %s\n%s", stage, service.id, type(error).__name__, frames)
+        raise StepFailed(stage) from None

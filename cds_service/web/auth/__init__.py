@@ -1,0 +1,1 @@
+"""Authentication of CDS Clients: trusted issuers, their keys, JWT verification, replay guard."""

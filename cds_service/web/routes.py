@@ -1,0 +1,156 @@
+"""The routes of the CDS Hooks API. They translate HTTP to the hook pipeline and back, and log
+one line per hook call correlated by ``hookInstance`` (never patient data, tokens or JWTs)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cds_service import logs, metrics
+from cds_service.fhir.gather import FhirAccess
+from cds_service.hooks.card_recorder import CardRecorder
+from cds_service.hooks.pipeline import HookResult, Outcome, StepFailed, run_hook
+from cds_service.hooks.protocol import Discovery, FeedbackRequest, HookRequest, HookResponse
+from cds_service.hooks.services import CdsService
+from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
+from cds_service.settings import Settings
+from cds_service.store import Store
+from cds_service.web.auth.failures import AuthError
+from cds_service.web.auth.jwt import JwtVerifier
+from cds_service.web.errors import ProblemResponse, Unauthorized, internal_error
+
+log = logging.getLogger("aimss_cds")
+
+
+@dataclass
+class Runtime:
+    """What start-up built, kept on ``app.state``; it is also the pipeline's environment."""
+
+    settings: Settings
+    knowledge: Knowledge
+    services: dict[str, CdsService]
+    store: Store
+    recorder: CardRecorder
+    verifier: JwtVerifier | None
+    fhir: FhirAccess
+    clock: Callable[[], date]
+
+
+# The HTTP status and OperationOutcome code of each outcome that is not cards.
+_PROBLEMS: dict[Outcome, tuple[int, str]] = {
+    "wrong_hook": (400, "invalid"),
+    "invalid_context": (400, "invalid"),
+    "malformed_data": (400, "invalid"),
+    "data_missing": (412, "processing"),
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _authenticate(request: Request) -> None:
+    runtime = _runtime(request)
+    if runtime.verifier is None:
+        return
+    base = runtime.settings.public_base_url or str(request.base_url).rstrip("/")
+    audience = base + request.url.path
+    try:
+        await runtime.verifier.verify(request.headers.get("authorization"), audience)
+    except AuthError as error:
+        log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
+        metrics.AUTH_FAILURES.labels(error.reason).inc()
+        raise Unauthorized from error
+
+
+def routes() -> APIRouter:
+    router = APIRouter()
+    authenticated = [Depends(_authenticate)]
+
+    @router.get("/cds-services", dependencies=authenticated, response_model=Discovery)
+    async def discovery(request: Request) -> Response:
+        services = _runtime(request).services.values()
+        body = Discovery(services=[service.describe() for service in services])
+        return JSONResponse(body.model_dump(mode="json", exclude_none=True))
+
+    @router.post(
+        "/cds-services/{service_id}", dependencies=authenticated, response_model=HookResponse
+    )
+    async def call_service(
+        service_id: str, hook_request: HookRequest, request: Request
+    ) -> Response:
+        runtime = _runtime(request)
+        started = time.perf_counter()
+        logs.bind_hook_instance(hook_request.hookInstance)
+        service = runtime.services.get(service_id)
+        if service is None:
+            return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
+        try:
+            result = await run_hook(service, hook_request, runtime)
+        except StepFailed:
+            _log_call(service, 500, started, HookResult("cards"))
+            return internal_error()
+        if result.outcome != "cards":
+            status, code = _PROBLEMS[result.outcome]
+            _log_call(service, status, started, result)
+            return ProblemResponse(status, result.problem, code)
+        _log_call(service, 200, started, result)
+        return Response(
+            HookResponse(cards=result.cards).to_json_bytes(), media_type="application/json"
+        )
+
+    @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
+    async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
+        runtime = _runtime(request)
+        if service_id not in runtime.services:
+            return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
+        await runtime.recorder.flush()  # so an override here finds its card at once
+        stored = await run_in_threadpool(
+            runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
+        )
+        metrics.count_feedback(
+            service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)
+        )
+        log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
+        return Response(status_code=200)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """No JWT (scrapers carry none) and no patient data; keep it off public networks."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @router.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/ready", include_in_schema=False)
+    async def ready(request: Request) -> Response:
+        try:
+            await run_in_threadpool(_runtime(request).store.ping)
+        except Exception as error:  # any store failure means "not ready", never a 500
+            log.error("store unreachable: %s", type(error).__name__)
+            return ProblemResponse(503, "feedback store unreachable", "transient")
+        return JSONResponse({"status": "ready", "knowledge": "loaded", "store": "reachable"})
+
+    return router
+
+
+def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
+    topics = [card.source.topic.code for card in result.cards if card.source.topic]
+    log.info(
+        "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
+        service.id,
+        status,
+        (time.perf_counter() - started) * 1000,
+        ",".join(topics) or "-",
+        ",".join(f"{k}:{v}" for k, v in sorted(result.unavailable.items())) or "-",
+    )
