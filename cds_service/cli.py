@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(settings, args.days, args.tenant, args.json)
+    refusal = _bind_refusal(args.host, settings)
+    if refusal:
+        print(f"aimss-cds: cannot start: {refusal}", file=sys.stderr)
+        return 2
     return _serve(args.host, args.port, args.workers, settings.log_level)
 
 
@@ -93,8 +97,31 @@ def _report(settings: Settings, days: int | None, tenant: str | None, as_json: b
     return 0
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def _bind_refusal(host: str, settings: Settings) -> str | None:
+    """A wildcard address is no URL a client calls: with JWT checks on, the audience must then
+    come from AIMSS_PUBLIC_BASE_URL (never from the request's Host header)."""
+    if host in WILDCARD_HOSTS and not settings.auth_disabled and not settings.public_base_url:
+        return (
+            f"--host {host or '(empty)'} listens on every address, so JWTs cannot be checked "
+            "against it: set AIMSS_PUBLIC_BASE_URL to the URL clients call"
+        )
+    return None
+
+
+def _listen_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _serve(host: str, port: int, workers: int, log_level: str) -> int:
     import uvicorn
+
+    from cds_service.web.server import BoundedHttpToolsProtocol
+
+    # The workers read it as AIMSS_LISTEN_URL: the JWT audience without a public base URL.
+    os.environ["AIMSS_LISTEN_URL"] = _listen_url(host, port)
 
     # Workers are separate processes: their metrics meet in a fresh directory that any
     # worker's /metrics reads whole (prometheus-client multiprocess mode).
@@ -111,6 +138,7 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> int:
             log_level=log_level.lower(),
             log_config=logs.config(log_level),
             access_log=False,
+            http=BoundedHttpToolsProtocol,
         )
     finally:
         if metrics_dir:

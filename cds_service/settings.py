@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None,
         description="Base URL clients call (JWT `aud` checks behind a proxy); "
-        "default: the URL the request arrived on.",
+        "default: `listen_url`. Never taken from the request's Host header.",
+    )
+    listen_url: str | None = Field(
+        default=None,
+        description="The address the service listens on, as a URL; `aimss-cds serve` sets it "
+        "from --host/--port. The JWT audience when `public_base_url` is unset.",
     )
     trusted_issuers_file: Path | None = Field(
         default=None, description="JSON file of trusted JWT issuers with a JWKS or a JWKS URL."
@@ -67,8 +72,38 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Most Bundle pages followed per prefetch key."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        gt=0,
+        description="Largest request line and headers accepted by `serve` (431 above).",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's body (408)."
+    )
+    max_resources_per_key: int = Field(
+        default=5000,
+        gt=0,
+        description="Most resources read from one prefetch key; more make the key unavailable.",
+    )
+    max_resources_per_call: int = Field(
+        default=20000,
+        gt=0,
+        description="Most resources read in one hook call; above, the largest keys are unavailable.",
+    )
+    docs_enabled: bool = Field(
+        default=False, description="Serve /docs and /openapi.json (off: they map the attack surface)."
+    )
+    cors_origins: str = Field(
+        default="*", description="Origins browsers may call from, comma-separated; `*`: any."
+    )
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "listen_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

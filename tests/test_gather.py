@@ -83,7 +83,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def access(http: httpx.AsyncClient, allow_open: bool = False, deadline: float = 2.0) -> FhirAccess:
-    return FhirAccess(http=http, allow_open=allow_open, request_timeout=1.0, deadline=deadline, max_pages=5)
+    return FhirAccess(http=http, allow_open=allow_open, request_timeout=1.0, deadline=deadline, max_pages=5,
+                      max_per_key=1000, max_per_call=5000)
 
 
 def serve_all(mock: respx.MockRouter, patient: str = "p1") -> dict[str, respx.Route]:

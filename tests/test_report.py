@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from cds_service.store import Store
 from cds_service.store.issued import issued_rows
-from tests.test_store import card, item
+from tests.test_store import DEV, card, item
 
 
 def run_report(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,12 +26,12 @@ def fill(database_url: str) -> None:
     long_ago = today - timedelta(days=40)
     view = "aimss-patient-view"
     store.cards.record_rows(issued_rows(view, [card("e-1", "exercise"), card("e-2", "exercise"), card("e-3", "exercise"),
-                              card("d-1", "duloxetine")], "pk-a", today))
-    store.cards.record_rows(issued_rows(view, [card("e-old", "exercise")], "pk-b", long_ago))
+                              card("d-1", "duloxetine")], "pk-a", today, tenant=DEV))
+    store.cards.record_rows(issued_rows(view, [card("e-old", "exercise")], "pk-b", long_ago, tenant=DEV))
     store.feedback.add(view, [item("e-1", "accepted"), item("e-2", code="not-now"),
                               item("e-2", code="not-now", outcomeTimestamp="2026-11-21T13:30:00Z"),
                               item("d-1", code="patient-declined"), item("e-old", code="disagree"),
-                              item("stranger", code="not-now")], today)
+                              item("stranger", code="not-now")], today, tenant=DEV)
 
 
 def test_json_report_counts_each_card_once_per_topic(database_url):

@@ -18,8 +18,10 @@ from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
 from cds_service.store.report import tenant_report
 from cds_service.store.schema import issued_cards, metadata, seen_jti
+from cds_service.store.tenants import DEVELOPMENT_TENANT
 
 DAY = date(2026, 11, 21)
+DEV = DEVELOPMENT_TENANT
 SNOOZE = SnoozeRules(reasons=("not-now", "already-addressed"), days=30)
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
 
@@ -44,8 +46,8 @@ def card(uuid: str, topic: str, indicator: str = "info") -> Card:
 
 def test_feedback_is_stored_once(database_url):
     log = FeedbackLog(Database(database_url))
-    assert log.add("aimss-patient-view", [item("c-1"), item("c-2", "accepted")], DAY) == 2
-    assert log.add("aimss-patient-view", [item("c-1")], DAY + timedelta(days=1)) == 0
+    assert log.add("aimss-patient-view", [item("c-1"), item("c-2", "accepted")], DAY, tenant=DEV) == 2
+    assert log.add("aimss-patient-view", [item("c-1")], DAY + timedelta(days=1), tenant=DEV) == 0
     rows = sorted(log.rows(), key=lambda row: row["card_uuid"])
     assert [(r["card_uuid"], r["outcome"], r["received_on"]) for r in rows] == [
         ("c-1", "overridden", DAY),
@@ -101,41 +103,41 @@ def test_jti_is_stored_hashed_and_expired_ids_are_pruned(database_url):
 
 def test_patient_key_is_one_generated_secret_for_every_worker(database_url):
     first, second = Store(database_url), Store(database_url)
-    assert first.patients.key("http://fhir/", "p-1") == second.patients.key("http://fhir", "p-1")
-    assert first.patients.key("http://fhir", "p-1") != first.patients.key("http://other", "p-1")
+    assert first.patients.key("http://fhir/", "p-1", tenant=DEV) == second.patients.key("http://fhir", "p-1", tenant=DEV)
+    assert first.patients.key("http://fhir", "p-1", tenant=DEV) != first.patients.key("http://other", "p-1", tenant=DEV)
     configured = PatientKeys.for_database(Database(database_url), "a configured secret")
-    assert configured.key("http://fhir", "p-1") != first.patients.key("http://fhir", "p-1")
+    assert configured.key("http://fhir", "p-1", tenant=DEV) != first.patients.key("http://fhir", "p-1", tenant=DEV)
 
 
 def test_snoozed_topics_come_from_snoozing_overrides_of_the_patients_cards(database_url):
     store = Store(database_url)
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY))
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY))
-    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"exercise"}
-    assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE) == frozenset()
-    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE) == {"exercise"}
-    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE) == frozenset()
-    assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0)) == frozenset()
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY, tenant=DEV))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY, tenant=DEV))
+    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE, tenant=DEV) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE, tenant=DEV) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE, tenant=DEV) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0), tenant=DEV) == frozenset()
 
 
 def test_feedback_before_the_issued_record_still_snoozes(database_url):
     store = Store(database_url)
-    store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY))
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"hand-wrist"}
+    store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == frozenset()
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY, tenant=DEV))
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == {"hand-wrist"}
 
 
 def test_a_reason_of_another_code_system_does_not_snooze(database_url):
     store = Store(database_url)
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY, tenant=DEV))
     other = FeedbackItem.model_validate({
         "card": "u-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T13:29:01Z",
         "overrideReason": {"reason": {"system": "http://example.org/override", "code": "not-now"}},
     })
-    store.feedback.add("aimss-patient-view", [other], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
+    store.feedback.add("aimss-patient-view", [other], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == frozenset()
 
 
 def test_ping_reaches_both_engines(database_url):

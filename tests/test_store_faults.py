@@ -22,7 +22,7 @@ from sqlalchemy import insert
 
 from cds_service.store import FeedbackRefused, Store, StoreError, StoreFault
 from cds_service.store.schema import feedback
-from tests.test_store import DAY, item
+from tests.test_store import DAY, DEV, item
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Mrs-Q-7Z4-secret-value"
@@ -34,9 +34,9 @@ def run_child(script: str, database: Path) -> subprocess.CompletedProcess[str]:
         import os, resource, sys
         from cds_service.store import Store, StoreFault
         from cds_service.store.issued import issued_rows
-        from tests.test_store import DAY, SNOOZE, card, item
+        from tests.test_store import DAY, DEV, SNOOZE, card, item
         store = Store("sqlite:///{database}")
-        store.feedback.add("aimss-patient-view", [item("before")], DAY)
+        store.feedback.add("aimss-patient-view", [item("before")], DAY, tenant=DEV)
 
         def attempt(name, call):
             try:
@@ -60,8 +60,8 @@ def test_a_truncated_shm_is_a_store_fault_not_sigbus(tmp_path: Path) -> None:
     result = run_child(f"""
         os.truncate("{tmp_path}/aimss.db-shm", 0)
         attempt("ping", store.ping)
-        attempt("feedback", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY))
-        attempt("snoozes", lambda: sorted(store.cards.snoozed_topics("pk", DAY, SNOOZE)))
+        attempt("feedback", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY, tenant=DEV))
+        attempt("snoozes", lambda: sorted(store.cards.snoozed_topics("pk", DAY, SNOOZE, tenant=DEV)))
         store.close()
         print("closed ok", flush=True)
     """, tmp_path / "aimss.db")
@@ -103,10 +103,10 @@ def test_a_read_only_shm_refuses_the_start_naming_the_file(tmp_path: Path) -> No
 def test_a_deleted_database_is_a_fault_not_a_lost_write(tmp_path: Path) -> None:
     """SQLite keeps writing into the unlinked file: answered 200, gone at the next start."""
     store = Store(f"sqlite:///{tmp_path}/aimss.db")
-    store.feedback.add("aimss-patient-view", [item("kept")], DAY)
+    store.feedback.add("aimss-patient-view", [item("kept")], DAY, tenant=DEV)
     (tmp_path / "aimss.db").unlink()
     with pytest.raises(StoreFault, match="deleted or replaced"):
-        store.feedback.add("aimss-patient-view", [item("would-be-lost")], DAY)
+        store.feedback.add("aimss-patient-view", [item("would-be-lost")], DAY, tenant=DEV)
     with pytest.raises(StoreFault, match="deleted or replaced"):
         store.ping()
     store.close()
@@ -128,13 +128,13 @@ def test_a_full_disk_fails_writes_that_must_last_and_spares_the_rest(tmp_path: P
     issued-card records are best effort."""
     result = run_child("""
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
-        attempt("feedback", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY))
+        attempt("feedback", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY, tenant=DEV))
         attempt("ping", store.ping)
         attempt("record", lambda: store.cards.record_rows(
-            issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk", DAY)))
-        attempt("snoozes", lambda: sorted(store.cards.snoozed_topics("pk", DAY, SNOOZE)))
+            issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk", DAY, tenant=DEV)))
+        attempt("snoozes", lambda: sorted(store.cards.snoozed_topics("pk", DAY, SNOOZE, tenant=DEV)))
         resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        attempt("retry", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY))
+        attempt("retry", lambda: store.feedback.add("aimss-patient-view", [item("after")], DAY, tenant=DEV))
         store.close()
     """, tmp_path / "aimss.db")
     seen = outcomes(result)
@@ -147,11 +147,13 @@ def test_a_full_disk_fails_writes_that_must_last_and_spares_the_rest(tmp_path: P
 
 def test_a_bad_item_does_not_cost_the_batch_its_valid_items(database_url: str) -> None:
     """PostgreSQL refuses a value over its column's length or with a NUL, and the whole
-    transaction with it."""
+    transaction with it. (The request models refuse such items first; this is the store's own
+    guard, for items that reach it unvalidated.)"""
     store = Store(database_url)
-    batch = [item("ok-1"), item("x" * 101), item("nul\x00card"), item("ok-2", "accepted")]
+    unvalidated = [item("ok").model_copy(update={"card": card}) for card in ("x" * 101, "nul\x00card")]
+    batch = [item("ok-1"), *unvalidated, item("ok-2", "accepted")]
     with pytest.raises(FeedbackRefused) as refused:
-        store.feedback.add("aimss-patient-view", batch, DAY)
+        store.feedback.add("aimss-patient-view", batch, DAY, tenant=DEV)
     assert refused.value.positions == {
         1: ["card_uuid longer than 100 characters"], 2: ["card_uuid holds a NUL character"]
     }

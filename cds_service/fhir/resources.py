@@ -6,6 +6,7 @@ rather than validating whole Bundles into models (that costs more than the rest 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
@@ -101,3 +102,12 @@ def is_error_outcome(resource: Resource) -> bool:
     return not issues or any(
         isinstance(i, Mapping) and i.get("severity") in ("error", "fatal") for i in issues
     )
+
+
+_READ = re.compile(r"^/?[A-Z][A-Za-z]+/[^/?&=]+$")
+
+
+def is_read(relative_url: str) -> bool:
+    """``Type/id`` (or its prefetch template): a read, answered by the resource; anything else
+    is a search, answered by a Bundle."""
+    return _READ.match(relative_url) is not None

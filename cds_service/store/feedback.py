@@ -22,7 +22,6 @@ from cds_service.hooks.protocol import FeedbackItem
 from .database import Database
 from .issued import link_overrides
 from .schema import feedback
-from .tenants import DEVELOPMENT_TENANT
 
 
 class FeedbackRefused(Exception):
@@ -45,7 +44,7 @@ class FeedbackLog:
         items: Iterable[FeedbackItem],
         received_on: date,
         *,
-        tenant: str = DEVELOPMENT_TENANT,
+        tenant: str,
     ) -> int:
         """Store every item that fits in one transaction and return how many were new (a
         duplicate of a stored item is ignored); raise ``FeedbackRefused`` after storing them

@@ -26,7 +26,6 @@ from cds_service.knowledge.rules_config import SnoozeRules
 from .database import Database, insert_ignoring_conflicts
 from .faults import StoreError, StoreFault
 from .schema import feedback, issued_cards, patient_overrides
-from .tenants import DEVELOPMENT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def issued_rows(
     patient_key: str,
     issued_on: date,
     *,
-    tenant: str = DEVELOPMENT_TENANT,
+    tenant: str,
     silent: bool = False,
 ) -> list[IssuedRow]:
     """The ``issued_cards`` rows of one hook call's cards (those with a topic); ``silent``:
@@ -79,7 +78,7 @@ class CardLedger:
             log.error("issued cards not recorded: %s", error)
 
     def snoozed_topics(
-        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str = DEVELOPMENT_TENANT
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
     ) -> frozenset[str]:
         """Topics the tenant's clinicians quieted for this patient. A store fault quiets nothing:
         the call shows cards that may have been snoozed rather than fail."""

@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from .database import Database
 from .schema import service_secrets
-from .tenants import DEVELOPMENT_TENANT
 
 _SECRET_NAME = "patient-hash-key"
 
@@ -44,7 +43,7 @@ class PatientKeys:
             ).scalar_one()
         return cls(stored.encode())
 
-    def key(self, fhir_server: str | None, patient_id: str, *, tenant: str = DEVELOPMENT_TENANT) -> str:
+    def key(self, fhir_server: str | None, patient_id: str, *, tenant: str) -> str:
         """The patient's stored identity; a trailing slash of the server URL does not matter."""
         message = json.dumps([tenant, (fhir_server or "").rstrip("/"), patient_id]).encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

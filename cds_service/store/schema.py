@@ -26,6 +26,8 @@ from sqlalchemy import (
     false,
 )
 
+from cds_service.hooks.protocol import CARD_ID_MAX_LENGTH, REASON_CODE_MAX_LENGTH
+
 from .tenants import BEFORE_TENANTS
 
 metadata = MetaData()
@@ -46,11 +48,11 @@ feedback = Table(
     Column("dedup_key", String(64), nullable=False, unique=True),
     Column("service_id", String(100), nullable=False),
     tenant_column(),
-    Column("card_uuid", String(100), nullable=False, index=True),
+    Column("card_uuid", String(CARD_ID_MAX_LENGTH), nullable=False, index=True),
     Column("outcome", String(20), nullable=False),
     Column("accepted_suggestions", Text),
     Column("override_system", Text),
-    Column("override_code", String(100)),
+    Column("override_code", String(REASON_CODE_MAX_LENGTH)),
     Column("override_has_comment", Boolean, nullable=False, default=False),
     Column("outcome_timestamp", String(40), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
@@ -82,7 +84,7 @@ patient_overrides = Table(
     tenant_column(),
     Column("patient_key", String(64), nullable=False),
     Column("topic", String(100), nullable=False),
-    Column("override_code", String(100), nullable=False),
+    Column("override_code", String(REASON_CODE_MAX_LENGTH), nullable=False),
     Column("received_on", Date, nullable=False),
     Index("ix_patient_overrides_patient", "patient_key", "received_on"),
 )

@@ -3,13 +3,14 @@ one line per hook call correlated by ``hookInstance`` (never patient data, token
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,12 +20,12 @@ from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.pipeline import HookResult, Outcome, StepFailed, run_hook
 from cds_service.hooks.protocol import Discovery, FeedbackRequest, HookRequest, HookResponse
 from cds_service.hooks.services import CdsService
+from cds_service.hooks.tenant import Tenant
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
 from cds_service.settings import Settings
-from cds_service.store import Store
-from cds_service.web.auth.failures import AuthError
+from cds_service.store import FeedbackRefused, Store, StoreFault
 from cds_service.web.auth.jwt import JwtVerifier
-from cds_service.web.errors import ProblemResponse, Unauthorized, internal_error
+from cds_service.web.errors import ProblemResponse, internal_error, store_unavailable
 
 log = logging.getLogger("aimss_cds")
 
@@ -39,6 +40,7 @@ class Runtime:
     store: Store
     recorder: CardRecorder
     verifier: JwtVerifier | None
+    audience_base: str
     fhir: FhirAccess
     clock: Callable[[], date]
 
@@ -57,33 +59,22 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def _authenticate(request: Request) -> None:
-    runtime = _runtime(request)
-    if runtime.verifier is None:
-        return
-    base = runtime.settings.public_base_url or str(request.base_url).rstrip("/")
-    audience = base + request.url.path
-    try:
-        await runtime.verifier.verify(request.headers.get("authorization"), audience)
-    except AuthError as error:
-        log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
-        metrics.AUTH_FAILURES.labels(error.reason).inc()
-        raise Unauthorized from error
+def _tenant(request: Request) -> Tenant:
+    """Set by ``auth.middleware.Authenticate`` before the body was read."""
+    tenant: Tenant = request.state.tenant
+    return tenant
 
 
 def routes() -> APIRouter:
     router = APIRouter()
-    authenticated = [Depends(_authenticate)]
 
-    @router.get("/cds-services", dependencies=authenticated, response_model=Discovery)
+    @router.get("/cds-services", response_model=Discovery)
     async def discovery(request: Request) -> Response:
         services = _runtime(request).services.values()
         body = Discovery(services=[service.describe() for service in services])
         return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
-    @router.post(
-        "/cds-services/{service_id}", dependencies=authenticated, response_model=HookResponse
-    )
+    @router.post("/cds-services/{service_id}", response_model=HookResponse)
     async def call_service(
         service_id: str, hook_request: HookRequest, request: Request
     ) -> Response:
@@ -94,7 +85,7 @@ def routes() -> APIRouter:
         if service is None:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         try:
-            result = await run_hook(service, hook_request, runtime)
+            result = await run_hook(service, hook_request, runtime, _tenant(request))
         except StepFailed:
             _log_call(service, 500, started, HookResult("cards"))
             return internal_error()
@@ -107,15 +98,24 @@ def routes() -> APIRouter:
             HookResponse(cards=result.cards).to_json_bytes(), media_type="application/json"
         )
 
-    @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
+    @router.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
+        """Stored before the 200 (a store fault is a 503: nothing was acknowledged)."""
         runtime = _runtime(request)
         if service_id not in runtime.services:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         await runtime.recorder.flush()  # so an override here finds its card at once
-        stored = await run_in_threadpool(
-            runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
-        )
+        tenant = _tenant(request)
+        try:
+            stored = await run_in_threadpool(
+                functools.partial(
+                    runtime.store.feedback.add,
+                    service_id, body.feedback, runtime.clock(), tenant=tenant.id,
+                )
+            )
+        except FeedbackRefused as refused:  # the request models should have caught it first
+            log.error("feedback service=%s %s", service_id, refused)
+            return ProblemResponse(400, f"{refused}; the other items were stored")
         metrics.count_feedback(
             service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)
         )
@@ -136,9 +136,9 @@ def routes() -> APIRouter:
     async def ready(request: Request) -> Response:
         try:
             await run_in_threadpool(_runtime(request).store.ping)
-        except Exception as error:  # any store failure means "not ready", never a 500
-            log.error("store unreachable: %s", type(error).__name__)
-            return ProblemResponse(503, "feedback store unreachable", "transient")
+        except StoreFault as fault:
+            log.error("not ready: %s", fault)
+            return store_unavailable()
         return JSONResponse({"status": "ready", "knowledge": "loaded", "store": "reachable"})
 
     return router

@@ -10,6 +10,7 @@ problem.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ class TrustedIssuer:
         if not all(isinstance(user, str) and user for user in self.users):
             raise ValueError("'users' must be userId strings such as 'Practitioner/123'")
 
-    @property
+    @functools.cached_property
     def tenant(self) -> Tenant:
         servers = None if self.fhir_servers is None else frozenset(s.rstrip("/") for s in self.fhir_servers)
         return Tenant(self.iss, servers, self.mode, frozenset(self.users))

@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 
+from cds_service.hooks.tenant import Tenant
 from cds_service.web.auth.failures import AuthError
 from cds_service.web.auth.issuers import ALLOWED_ALGORITHMS, SigningKey
 from cds_service.web.auth.keys import KeyResolver
@@ -92,6 +93,10 @@ class JwtVerifier:
         if not await self._replay_guard.first_use(claims.jti, claims.exp + self._leeway):
             raise AuthError("replay")
         return claims
+
+    def tenant_of(self, claims: Claims) -> Tenant:
+        """The tenant of an accepted caller: its issuer's entry."""
+        return self._resolver.issuer(claims.iss).tenant
 
     def _check_times(self, payload: dict[str, Any], max_lifetime: int) -> None:
         now = self._now()
