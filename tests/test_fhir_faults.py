@@ -33,6 +33,8 @@ EXPECTED_REASON = {
     "huge": "too_large",
     "endless": "deadline",
     "next_loop": "paging_loop",
+    "http_404": "http_404",
+    "not_a_bundle": "not_a_bundle",
 }
 
 

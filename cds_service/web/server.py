@@ -32,9 +32,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_header_bytes, self._header_timeout = _limits()
-        self._header_bytes = 0
-        self._headers_too_large = False
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._next_request()
+
+    def _next_request(self) -> None:
+        """Headers of a request are expected next: count them afresh."""
+        self._reading_headers = True
+        self._header_bytes = 0
+        self._tail = b""  # the last bytes seen, for a CRLFCRLF split across reads
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -44,28 +49,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_deadline()
         super().connection_lost(exc)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._header_bytes = 0
-        self._arm_header_deadline()
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
-        super().on_header(name, value)
+    def data_received(self, data: bytes) -> None:
+        """Counted before the parser sees them: httptools keeps a header value it has not seen
+        the end of in its own buffer, so a count in its callbacks would come too late."""
+        if self._reading_headers:
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
+            if self._header_bytes > self._max_header_bytes:
+                self._refuse_headers()
+                return
+            self._arm_header_deadline()
+        super().data_received(data)
 
     def on_headers_complete(self) -> None:
+        self._reading_headers = False
         self._cancel_header_deadline()
         super().on_headers_complete()
 
-    def send_400_response(self, msg: str) -> None:
-        """The parser stops on the exception ``_count`` raises; answer what it was."""
-        if not self._headers_too_large:
-            super().send_400_response(msg)
-            return
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._next_request()
+
+    def _refuse_headers(self) -> None:
+        self._cancel_header_deadline()
         body = b"Request header fields too large"
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -74,12 +82,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n" + body
         )
         self.transport.close()
-
-    def _count(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self._max_header_bytes:
-            self._headers_too_large = True
-            raise ValueError("request headers too large")  # httptools stops parsing
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
@@ -92,5 +94,5 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _drop_slow_client(self) -> None:
         self._header_deadline = None
-        if not self.transport.is_closing():
+        if self._reading_headers and not self.transport.is_closing():
             self.transport.close()
