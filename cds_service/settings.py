@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         description="Most resources read from one prefetch key; more make the key unavailable.",
     )
     max_resources_per_call: int = Field(
-        default=20000,
+        default=10000,
         gt=0,
         description="Most resources read in one hook call; above, the largest keys are unavailable.",
     )
