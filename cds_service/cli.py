@@ -59,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(knowledge.activities)} activity definitions"
         )
         return 0
-    if args.command == "report":
-        return _report(settings, args.days, args.tenant, args.json)
-    refusal = _bind_refusal(args.host, settings)
-    if refusal:
-        print(f"aimss-cds: cannot start: {refusal}", file=sys.stderr)
+    from cds_service.store import Database, StoreFault
+
+    try:
+        if args.command == "report":
+            return _report(settings, args.days, args.tenant, args.json)
+        refusal = _bind_refusal(args.host, settings)
+        if refusal:
+            print(f"aimss-cds: cannot start: {refusal}", file=sys.stderr)
+            return 2
+        Database(settings.database_url).close()  # an unusable store stops here, in one line
+    except StoreFault as fault:
+        print(f"aimss-cds: cannot start: {fault}", file=sys.stderr)
         return 2
     return _serve(args.host, args.port, args.workers, settings.log_level)
 

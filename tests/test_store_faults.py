@@ -100,6 +100,22 @@ def test_a_read_only_shm_refuses_the_start_naming_the_file(tmp_path: Path) -> No
         Store(f"sqlite:///{tmp_path}/aimss.db")
 
 
+def test_serve_on_a_read_only_shm_refuses_in_one_line(tmp_path: Path) -> None:
+    """The review: workers died (SIGBUS) and the service stayed down, saying nothing useful."""
+    Store(f"sqlite:///{tmp_path}/aimss.db").close()
+    shm = tmp_path / "aimss.db-shm"
+    shm.write_bytes(b"")
+    env = os.environ | {"AIMSS_DATABASE_URL": f"sqlite:///{tmp_path}/aimss.db", "AIMSS_AUTH_DISABLED": "1"}
+    with unwritable(shm):
+        run = subprocess.run(
+            [sys.executable, "-m", "cds_service", "serve", "--port", "9"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert run.returncode == 2
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("aimss-cds: cannot start:") and "aimss.db-shm is not writable" in line
+
+
 def test_a_deleted_database_is_a_fault_not_a_lost_write(tmp_path: Path) -> None:
     """SQLite keeps writing into the unlinked file: answered 200, gone at the next start."""
     store = Store(f"sqlite:///{tmp_path}/aimss.db")

@@ -18,7 +18,13 @@ from cds_service import logs, metrics
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.pipeline import HookResult, Outcome, StepFailed, run_hook
-from cds_service.hooks.protocol import Discovery, FeedbackRequest, HookRequest, HookResponse
+from cds_service.hooks.protocol import (
+    Card,
+    Discovery,
+    FeedbackRequest,
+    HookRequest,
+    HookResponse,
+)
 from cds_service.hooks.services import CdsService
 from cds_service.hooks.tenant import Tenant
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
@@ -145,12 +151,15 @@ def routes() -> APIRouter:
 
 
 def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
-    topics = [card.source.topic.code for card in result.cards if card.source.topic]
+    def topics(cards: list[Card]) -> str:
+        return ",".join(card.source.topic.code for card in cards if card.source.topic) or "-"
+
     log.info(
-        "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
+        "hook service=%s status=%d ms=%.1f cards=%s silent=%s unavailable=%s",
         service.id,
         status,
         (time.perf_counter() - started) * 1000,
-        ",".join(topics) or "-",
+        topics(result.cards),
+        topics(result.silent),
         ",".join(f"{k}:{v}" for k, v in sorted(result.unavailable.items())) or "-",
     )
