@@ -1,33 +1,57 @@
 #!/usr/bin/env python3
-"""Build the FHIR R4 ValueSets in fhir_profiles/ from the shared code table.
+"""Build the FHIR R4 ValueSets in fhir_profiles/ from the terminology tables in terminology/.
 
-Usage:  python scripts/build_valuesets.py [TSV] [--out DIR]
+Usage:  python scripts/build_valuesets.py [--terminology DIR] [--out DIR]
 
-TSV defaults to ../shared/reference/clinical-codes.tsv relative to the repo root (columns:
-group, system, code, display, note, status, source). Every member code must exist in the
-TSV -- the script never invents one and stops if a listed code is missing. Codes the TSV marks
-UNVERIFIED are included, flagged by the code-verification extension. A set whose code list
-is empty (nothing in the TSV) is not written; VALUESETS.md lists it instead.
-Output is deterministic: same TSV in, same bytes out. Stdlib only.
+Reads only the repository (terminology/PROVENANCE.md names every source):
+- rxnorm-subset.tsv (RxNorm products of the ingredients the rules read) and rxnorm-added.tsv
+  (rows closing its gaps; a row there replaces the subset's row of the same rxcui);
+- clinical-codes.tsv and clinical-codes-added.tsv (LOINC, SNOMED CT, ICD-10-CM, CPT, ATC).
+A drug ValueSet holds every RxNorm concept (IN, PIN, MIN, BN, SCDC, SCD, SBD, GPCK, BPCK) one
+of whose ingredients it names: a combination product is in the set of each of its ingredients.
+Estrogens are split by dose form and route (vaginal, systemic, route unknown). Every other code
+must be listed by code and exist in the tables: nothing is invented. Each concept carries its
+verification status and source; an RxNorm concept also its term type and release. The output
+is deterministic (same tables in, same bytes out). Stdlib only.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import re
 import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TSV = REPO / ".." / "shared" / "reference" / "clinical-codes.tsv"
 BASE = "http://aimss-cds.example.org/fhir"
 VERIFICATION_EXT = f"{BASE}/StructureDefinition/code-verification"
+RXNORM_EXT = f"{BASE}/StructureDefinition/rxnorm-concept"
 VERSION = "0.1.0"
 VSAC = "http://cts.nlm.nih.gov/fhir/ValueSet/"
-COLUMNS = ["group", "system", "code", "display", "note", "status", "source"]
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+RX_TABLES = ("rxnorm-subset.tsv", "rxnorm-added.tsv")
+CODE_TABLES = ("clinical-codes.tsv", "clinical-codes-added.tsv")
+RX_COLUMNS = ["rxcui", "tty", "name", "ingredient_rxcuis", "ingredient_names", "dose_form",
+              "route", "matched_drugs", "groups", "source", "release", "status", "ndc_count"]
+CODE_COLUMNS = ["group", "system", "code", "display", "note", "status", "source"]
 
-# S-keys of clinical-evidence.md section 0, expanded.
+# Term types that name no dose form: their route cannot be told from the code alone.
+NO_DOSE_FORM = {"IN", "PIN", "MIN", "SCDC"}
+
+ESTROGENS = ["estradiol", "estetrol", "estrogens, conjugated (USP)",
+             "estrogens, esterified (USP)", "estropipate", "ethinyl estradiol"]
+SERM_INGREDIENTS = ["raloxifene", "bazedoxifene", "ospemifene"]
+# Local vaginal estrogen therapy is estradiol or conjugated estrogens by the vaginal route.
+LOCAL_VAGINAL_INGREDIENTS = {"estradiol", "estrogens, conjugated (USP)"}
+# Vaginal by route, systemic by dose: Femring (estradiol acetate ring, 0.05 or 0.1 mg/day) is
+# labelled for moderate to severe vasomotor symptoms (DailyMed setid 61364915-3b0b-427d-9fef-
+# 29cdcc427ec5); the 0.00208 and 0.00417 MG/HR SCDs are its generic equivalents.
+SYSTEMIC_VAGINAL = {"848331", "848333", "848342", "848343"}
+
+# Sources of clinical-codes.tsv (S-keys of clinical-evidence.md section 0), expanded.
 SOURCES = {
     "S1": "cqframework/ecqm-content-qicore-2024 @ 9ebd48ffe: VSAC value-set expansions, incl. the "
           "US Core common substances for allergy and intolerance value set (RxNorm ingredients)",
@@ -39,142 +63,208 @@ SOURCES = {
           "FactorsToConsiderInManagingChronicPainFHIRv401.cql",
     "S6": "synthetichealth/synthea: costs/medications.csv @ 00f3c89 and "
           "modules/breast_cancer/hormonetherapy_breast.json @ 00ec0db",
-    "S7": "PyPI simple-icd-10-cm 1.5.0 (CMS ICD-10-CM tabular list)",
+    "S7": "PyPI simple-icd-10-cm 1.5.0 (CDC/NCHS ICD-10-CM tabular list, April 2026 release)",
     "S8": "IHE/PCC.APS: input/fsh/AntepartumSummary_ValueSets.fsh",
     "S9": "canvas-medical/canvas-plugins: canvas_sdk/value_set/v2026 (VSAC sets as Python)",
     "S10": "Reference-laboratory test catalogues (ARUP 0080379, MercyOne/Mayo 419, NorDx VITDT)",
     "S11": "cqframework/opioid-cds-r4: CDC opioid CDS value sets",
 }
 
-DULOXETINE = ["72625", "596926", "596930", "616402", "596934", "2200175", "2200181", "N06AX21"]
+SSRIS = ["citalopram", "escitalopram", "fluoxetine", "fluvoxamine", "paroxetine", "sertraline"]
+SNRIS = ["venlafaxine", "desvenlafaxine", "levomilnacipran", "milnacipran"]
+TCAS = ["amitriptyline", "amoxapine", "clomipramine", "desipramine", "doxepin", "imipramine",
+        "nortriptyline", "protriptyline", "trimipramine"]
+TRIPTANS = ["eletriptan", "rizatriptan", "sumatriptan", "zolmitriptan"]
+SEROTONERGIC_OPIOIDS = ["fentanyl", "meperidine", "methadone", "tapentadol", "tramadol"]
+LITHIUM = ["lithium", "lithium carbonate", "lithium citrate"]
+MAOIS = ["isocarboxazid", "phenelzine", "rasagiline", "safinamide", "selegiline",
+         "tranylcypromine"]
+NSAIDS = ["celecoxib", "diclofenac", "etodolac", "ibuprofen", "indomethacin", "ketorolac",
+          "meloxicam", "nabumetone", "naproxen"]
+ANTITHROMBOTICS = ["apixaban", "argatroban", "aspirin", "bivalirudin", "clopidogrel",
+                   "dabigatran etexilate", "dalteparin", "desirudin", "dipyridamole", "edoxaban",
+                   "enoxaparin", "fondaparinux", "heparin", "rivaroxaban", "ticagrelor",
+                   "ticlopidine", "warfarin"]
+CALCIUM_VITAMIN_D = ["calcium", "calcium carbonate", "calcium citrate", "cholecalciferol",
+                     "ergocalciferol"]
 
-# id -> title, purpose (markdown), codes (TSV codes, in display order) or group (member ids),
-# vsac: [(name, OID)] the set mirrors or draws from (clinical-evidence.md section 2).
+# id -> title, purpose (markdown) and members: `ingredients` (RxNorm concepts containing one,
+# optionally narrowed by `select` and `without` ingredients), `codes` (listed codes of the
+# tables) and/or `include` (other ValueSets, by id); `vsac`: [(name, OID)] it draws from.
 VALUESETS: dict[str, dict] = {
     # ---- Medications -------------------------------------------------------------------------
     "anastrozole": dict(
         title="Anastrozole",
-        purpose="Anastrozole products (RxNorm ingredient, SCD, brand; ATC). Identifies current "
-                "or past aromatase-inhibitor use (trigger for every patient-view rule).",
-        codes=["84857", "199224", "262485", "L02BG03"],
-        vsac=[("Aromatase Inhibitors (SCD subset)", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
+        purpose="Every anastrozole product (ingredient, brand, clinical and branded drugs, packs; "
+                "ATC): current or past aromatase-inhibitor use, the trigger of every "
+                "patient-view rule.",
+        ingredients=["anastrozole"], codes=["L02BG03"],
+        vsac=[("Aromatase Inhibitors", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
     "letrozole": dict(
         title="Letrozole",
-        purpose="Letrozole products (RxNorm ingredient, SCD, letrozole/ribociclib packs, brand; "
-                "ATC). Identifies current or past aromatase-inhibitor use.",
-        codes=["72965", "200064", "1923053", "1923055", "1923057", "203769", "L02BG04"],
-        vsac=[("Aromatase Inhibitors (SCD subset)", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
+        purpose="Every letrozole product, including the letrozole/ribociclib packs (ATC too): "
+                "current or past aromatase-inhibitor use.",
+        ingredients=["letrozole"], codes=["L02BG04"],
+        vsac=[("Aromatase Inhibitors", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
     "exemestane": dict(
         title="Exemestane",
-        purpose="Exemestane products (RxNorm ingredient, SCD, brand; ATC). Identifies current "
-                "or past aromatase-inhibitor use.",
-        codes=["258494", "310261", "262105", "L02BG06"],
-        vsac=[("Aromatase Inhibitors (SCD subset)", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
+        purpose="Every exemestane product (ATC too): current or past aromatase-inhibitor use.",
+        ingredients=["exemestane"], codes=["L02BG06"],
+        vsac=[("Aromatase Inhibitors", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
     "aromatase-inhibitors": dict(
         title="Aromatase inhibitors",
         purpose="All aromatase inhibitors (anastrozole, letrozole, exemestane): the context gate "
                 "of the service and the 'on an AI' fact.",
-        group=["anastrozole", "letrozole", "exemestane"],
-        vsac=[("Aromatase Inhibitors", "2.16.840.1.113883.3.464.1003.196.12.1265")]),
+        include=["anastrozole", "letrozole", "exemestane"]),
     "tamoxifen": dict(
         title="Tamoxifen",
-        purpose="Tamoxifen products. Switch target after AI failure, and the tamoxifen side of the "
-                "`tamoxifen-cyp2d6` warning.",
-        codes=["10324", "198240", "L02BA01"]),
+        purpose="Every tamoxifen product (ATC too): switch target after AI failure, and the "
+                "tamoxifen side of the `tamoxifen-cyp2d6` warning. Toremifene is not included.",
+        ingredients=["tamoxifen"], codes=["L02BA01"]),
     "serms": dict(
         title="SERMs not to combine with an aromatase inhibitor",
-        purpose="Raloxifene and bazedoxifene products (not tamoxifen). A draft order from this set "
-                "for a patient on an AI fires the critical `serm-with-ai` card (clinical-evidence "
-                "W1). Bazedoxifene/conjugated estrogens 1441392 is also in `systemic-estrogens`.",
-        codes=["72143", "1490065", "1441392"]),
+        purpose="Raloxifene, bazedoxifene (marketed only with conjugated estrogens, Duavee) and "
+                "ospemifene products, which the RxNorm reference groups with the SERMs; not "
+                "tamoxifen or toremifene. A draft order from this set for a patient on an AI "
+                "fires the critical `serm-with-ai` card. Bazedoxifene/conjugated estrogens is "
+                "here only, not in `systemic-estrogens`, so one order gives one card. The "
+                "reference holds no lasofoxifene.",
+        ingredients=SERM_INGREDIENTS),
     "systemic-estrogens": dict(
         title="Systemic estrogens",
-        purpose="Systemic (oral, transdermal) estradiol and conjugated-estrogen products; no "
-                "vaginal products (clinical-evidence W2). A draft from this set for a patient on "
-                "an AI fires the critical `estrogen-with-ai` card. The ingredient codes 4083 and "
-                "4099 do not carry a route: a vaginal product coded only by ingredient will match.",
-        codes=["4083", "4099", "197657", "197658", "197659", "1149632", "310197", "197660",
-               "403849", "1441392"],
-        vsac=[("Potentially Harmful Estrogens for Older Adults (subset)",
+        purpose="Products of estradiol, estetrol, conjugated or esterified estrogens, estropipate "
+                "or ethinyl estradiol that act systemically: oral, transdermal, topical gel or "
+                "spray, injection, contraceptive rings (ethinyl estradiol) and Femring (a "
+                "vaginal ring at systemic dose). A draft from this set for a patient on an AI "
+                "fires the critical `estrogen-with-ai` card. Local vaginal estrogen is in "
+                "`vaginal-estrogens` instead; SERM combinations (Duavee) are in `serms`. The "
+                "codes that do not tell the route (ingredients, components, brands sold both "
+                "ways, e.g. Estrace, Premarin) are here too and in `estrogens-route-unknown`: "
+                "a resource coded only by one of them is systemic unless its dose form or "
+                "route (Medication.form, dosage route) says vaginal.",
+        ingredients=ESTROGENS, without=SERM_INGREDIENTS, select="estrogen-systemic-or-unknown",
+        vsac=[("Potentially Harmful Estrogens for Older Adults",
                "2.16.840.1.113883.3.464.1003.1058")]),
+    "vaginal-estrogens": dict(
+        title="Local vaginal estrogens",
+        purpose="Estradiol and conjugated-estrogen creams, inserts and low-dose rings by the "
+                "vaginal route (e.g. Vagifem, Imvexxy, Estring, Premarin and Estrace vaginal "
+                "cream): low systemic exposure, not the systemic-estrogen contraindication. Not "
+                "Femring (systemic dose) nor contraceptive rings (ethinyl estradiol).",
+        ingredients=ESTROGENS, without=SERM_INGREDIENTS, select="estrogen-vaginal"),
+    "estrogens-route-unknown": dict(
+        title="Estrogen codes that do not tell the route",
+        purpose="Estrogen ingredients, precise and multiple ingredients, components, and brands "
+                "sold both as vaginal and systemic products (Estrace, Premarin). They are also "
+                "in `systemic-estrogens`; a rule reads the resource's dose form or route before "
+                "calling one of them systemic.",
+        ingredients=ESTROGENS, without=SERM_INGREDIENTS, select="estrogen-route-unknown"),
     "duloxetine": dict(
         title="Duloxetine",
-        purpose="Duloxetine products (RxNorm ingredient, SCDs, ATC). Evidence that duloxetine is "
-                "already in place, and the drug the `duloxetine` card proposes (596930 30 mg, "
-                "596934 60 mg).",
-        codes=DULOXETINE,
-        vsac=[("Antidepressant Medication (duloxetine subset)",
-               "2.16.840.1.113883.3.464.1003.196.12.1213")]),
+        purpose="Every duloxetine product (ATC too): duloxetine already in place, and the drug "
+                "the `duloxetine` card proposes (596930 30 mg, 596934 60 mg).",
+        ingredients=["duloxetine"], codes=["N06AX21"],
+        vsac=[("Antidepressant Medication", "2.16.840.1.113883.3.464.1003.196.12.1213")]),
+    "maois": dict(
+        title="Monoamine-oxidase inhibitors",
+        purpose="Every MAOI product: phenelzine, tranylcypromine, isocarboxazid, selegiline "
+                "(oral and transdermal), rasagiline, safinamide. Contraindicated with duloxetine "
+                "(within 14 days of stopping an MAOI; clinical-evidence W4).",
+        ingredients=MAOIS),
+    "linezolid": dict(
+        title="Linezolid",
+        purpose="Every linezolid product: contraindicated when starting duloxetine (W4).",
+        ingredients=["linezolid"]),
+    "methylene-blue": dict(
+        title="Methylene blue (intravenous)",
+        purpose="Methylene blue ingredient and injectable products (ProvayBlue): the duloxetine "
+                "label contraindicates intravenous methylene blue. Oral urinary antiseptic "
+                "combinations (10 mg methylene blue with methenamine) and the topical solution "
+                "are left out, as are the components, which do not tell the route.",
+        ingredients=["methylene blue"], select="ingredient-or-injectable"),
     "maois-linezolid": dict(
-        title="MAOIs and linezolid",
-        purpose="Monoamine-oxidase inhibitors (phenelzine, tranylcypromine, isocarboxazid, "
-                "selegiline) and linezolid: contraindicated with duloxetine (critical "
-                "`serotonergic-interaction`, clinical-evidence W4). IV methylene blue has no code "
-                "in the table.",
-        codes=["312347", "313447", "104837", "859186", "859193", "859190", "865206", "190376",
-               "311347"],
-        vsac=[("Antidepressant Medication (MAOI subset)",
-               "2.16.840.1.113883.3.464.1003.196.12.1213")]),
+        title="MAOIs, linezolid and intravenous methylene blue",
+        purpose="Everything contraindicated with duloxetine (critical `serotonergic-interaction`, "
+                "W4): the union of `maois`, `linezolid` and `methylene-blue`.",
+        include=["maois", "linezolid", "methylene-blue"]),
     "serotonergic-drugs": dict(
         title="Serotonergic drugs (serotonin-syndrome warning with duloxetine)",
-        purpose="Tramadol and SSRIs (fluoxetine, paroxetine): warning-level "
-                "`serotonergic-interaction` with duloxetine (clinical-evidence W4). The code table "
-                "has no other SNRI, SSRI, TCA, triptan, fentanyl, lithium, buspirone, tryptophan "
-                "or St John's Wort code yet; MAOIs and linezolid are in `maois-linezolid`.",
-        codes=["10689", "835603", "4493", "310385", "32937", "1738495"]),
+        purpose="SSRIs, SNRIs other than duloxetine (venlafaxine, desvenlafaxine, "
+                "levomilnacipran, milnacipran), tricyclics, triptans, tramadol, tapentadol, "
+                "meperidine, methadone, fentanyl, lithium and buspirone: warning-level "
+                "`serotonergic-interaction` with duloxetine (W4). Duloxetine itself is in "
+                "`duloxetine`; MAOIs, linezolid and IV methylene blue in `maois-linezolid`. "
+                "St John's wort has no RxNorm prescribable product and no code was found in a "
+                "public source; tryptophan and the triptans naratriptan, almotriptan and "
+                "frovatriptan are not in the tables.",
+        ingredients=SSRIS + SNRIS + TCAS + TRIPTANS + SEROTONERGIC_OPIOIDS + LITHIUM
+        + ["buspirone"],
+        vsac=[("Antidepressants", "2.16.840.1.113762.1.4.1248.163")]),
     "cyp2d6-inhibitors-strong": dict(
         title="Strong CYP2D6 inhibitors",
-        purpose="Strong CYP2D6 inhibitors (paroxetine, fluoxetine, bupropion, quinidine, "
-                "terbinafine, per the code-table notes): with tamoxifen they cut conversion to "
-                "endoxifen (`tamoxifen-cyp2d6`, clinical-evidence W3). Clinical-evidence W3 lists "
-                "terbinafine with the moderate/other group; the code table calls it strong.",
-        codes=["32937", "1738495", "4493", "310385", "42347", "993518", "993541", "993557",
-               "9068", "37801"]),
+        purpose="Paroxetine, fluoxetine, bupropion, quinidine (incl. dextromethorphan/quinidine) "
+                "and terbinafine products: with tamoxifen they cut conversion to endoxifen "
+                "(`tamoxifen-cyp2d6`, W3). clinical-evidence W3 lists terbinafine with the "
+                "moderate/other group; the code table calls it strong.",
+        ingredients=["paroxetine", "fluoxetine", "bupropion", "quinidine", "terbinafine"]),
     "cyp2d6-inhibitors-moderate": dict(
         title="Moderate CYP2D6 inhibitors",
-        purpose="Moderate CYP2D6 inhibitors for the `tamoxifen-cyp2d6` warning (clinical-evidence "
-                "W3): duloxetine (same codes as ValueSet `duloxetine`). Cinacalcet has no code in "
-                "the table.",
-        codes=DULOXETINE),
+        purpose="Duloxetine, cinacalcet and sertraline products for the `tamoxifen-cyp2d6` "
+                "warning (W3 lists duloxetine and cinacalcet; the RxNorm reference groups "
+                "sertraline with the CYP2D6 inhibitors, an effect that grows with the dose).",
+        ingredients=["cinacalcet", "sertraline"], include=["duloxetine"]),
+    "anticoagulants-antiplatelets": dict(
+        title="Anticoagulants and antiplatelets",
+        purpose="Warfarin, direct oral anticoagulants (apixaban, rivaroxaban, dabigatran, "
+                "edoxaban), heparins (heparin, enoxaparin, dalteparin), fondaparinux, "
+                "parenteral thrombin inhibitors and antiplatelets (aspirin, clopidogrel, "
+                "ticagrelor, ticlopidine, dipyridamole): bleeding risk with duloxetine (W5, "
+                "Cymbalta label 5.5). Prasugrel has no code in the tables.",
+        ingredients=ANTITHROMBOTICS,
+        vsac=[("Antithrombotic Therapy for Ischemic Stroke", "2.16.840.1.113762.1.4.1110.62"),
+              ("Anticoagulants for All Indications", "2.16.840.1.113762.1.4.1248.22")]),
     "nsaids": dict(
         title="NSAIDs",
-        purpose="Non-steroidal anti-inflammatory drugs (celecoxib, ibuprofen, naproxen): "
-                "analgesics already tried (`analgesic-expectations`) and bleeding risk with "
-                "duloxetine (clinical-evidence W5).",
-        codes=["140587", "205322", "205323", "5640", "197805", "197806", "197807", "7258",
-               "198013", "198012", "198014", "849574"],
-        vsac=[("Non opioid pain medications (NSAID subset)", "2.16.840.1.113762.1.4.1021.73")]),
+        purpose="Every product of the common NSAIDs (celecoxib, diclofenac, etodolac, ibuprofen, "
+                "indomethacin, ketorolac, meloxicam, nabumetone, naproxen), topical ones "
+                "included: analgesics already tried (`analgesic-expectations`) and bleeding "
+                "risk with duloxetine (W5). Aspirin is in `anticoagulants-antiplatelets`.",
+        ingredients=NSAIDS,
+        vsac=[("Non opioid pain medications", "2.16.840.1.113762.1.4.1021.73")]),
     "acetaminophen": dict(
         title="Acetaminophen",
-        purpose="Acetaminophen products: analgesic already tried (`analgesic-expectations`).",
-        codes=["161", "313782", "198440"],
-        vsac=[("Non opioid pain medications (acetaminophen subset)",
-               "2.16.840.1.113762.1.4.1021.73")]),
+        purpose="Every acetaminophen product, combinations with opioids or cold remedies "
+                "included (each is an acetaminophen exposure): analgesic already tried "
+                "(`analgesic-expectations`).",
+        ingredients=["acetaminophen"],
+        vsac=[("Non opioid pain medications", "2.16.840.1.113762.1.4.1021.73")]),
     "neuropathic-analgesics": dict(
         title="Neuropathic analgesics (gabapentinoids)",
-        purpose="Gabapentin and pregabalin products: interventions already in place.",
-        codes=["25480", "310430", "310431", "310432", "310433", "310434", "187832", "483442",
-               "483448", "483450", "483438", "483440"],
-        vsac=[("Non opioid pain medications (gabapentinoid subset)",
-               "2.16.840.1.113762.1.4.1021.73")]),
+        purpose="Gabapentin and pregabalin: interventions already in place. The RxNorm "
+                "reference has no gabapentinoid rows; these codes come from clinical-codes.tsv.",
+        ingredients=["gabapentin", "pregabalin"],
+        vsac=[("Non opioid pain medications", "2.16.840.1.113762.1.4.1021.73")]),
     "bisphosphonates": dict(
         title="Bisphosphonates",
-        purpose="Alendronate, risedronate, ibandronate and zoledronic acid products: bone "
-                "protection already in place (`bone-protection`, `serm-with-ai` suggestion).",
-        codes=["46041", "904419", "73056", "115264", "77655", "1114085"]),
+        purpose="Every alendronate (incl. alendronate/cholecalciferol), risedronate, ibandronate "
+                "and zoledronic-acid product: bone protection already in place "
+                "(`bone-protection`, `serm-with-ai` suggestion).",
+        ingredients=["alendronate", "risedronate", "ibandronate", "zoledronic acid"]),
     "denosumab": dict(
         title="Denosumab",
-        purpose="Denosumab products: bone protection already in place (`bone-protection`).",
-        codes=["993449", "993452"]),
+        purpose="Every denosumab product (Prolia, Xgeva and their biosimilars): bone protection "
+                "in place, and the date of the last dose.",
+        ingredients=["denosumab"]),
     "bone-modifying-agents": dict(
         title="Bone-modifying agents",
         purpose="Bisphosphonates and denosumab: any bone-directed therapy in place.",
-        group=["bisphosphonates", "denosumab"]),
+        include=["bisphosphonates", "denosumab"]),
     "calcium-vitamin-d": dict(
-        title="Calcium and vitamin D supplements",
-        purpose="Calcium and cholecalciferol ingredients: supplementation already in place "
-                "(`bone-protection`, `ai-start-bone-health`).",
-        codes=["1895", "1897", "2418"]),
+        title="Calcium and vitamin D",
+        purpose="Every product with calcium, calcium carbonate or citrate, cholecalciferol or "
+                "ergocalciferol, antacids and multivitamins included: supplementation already "
+                "in place (`bone-protection`, `ai-start-bone-health`). The dose is not judged.",
+        ingredients=CALCIUM_VITAMIN_D),
     # ---- Observations ------------------------------------------------------------------------
     "pain-severity": dict(
         title="Pain severity 0-10",
@@ -230,6 +320,26 @@ VALUESETS: dict[str, dict] = {
         purpose="25-OH vitamin D (total, D3; mass and molar units): contributing-factor lab "
                 "(`contributing-factors`, `bone-protection`).",
         codes=["62292-8", "1989-3", "14635-7"]),
+    "egfr": dict(
+        title="Estimated GFR",
+        purpose="eGFR by MDRD (incl. the older sex- and race-specific codes, still in old "
+                "charts) and CKD-EPI (incl. the 2021 race-free equation), in mL/min/1.73 m2: "
+                "kidney function before a bisphosphonate and for duloxetine (avoid when CrCl "
+                "< 30 mL/min). Not a creatinine clearance: see `creatinine-clearance`.",
+        codes=["33914-3", "76633-7", "77147-7", "50044-7", "70969-1", "48642-3", "48643-1",
+               "62238-1", "98979-8"]),
+    "creatinine-clearance": dict(
+        title="Creatinine clearance",
+        purpose="Creatinine clearance in mL/min: Cockcroft-Gault estimate and measured 24-hour "
+                "clearance, the measure the duloxetine and bisphosphonate labels state their "
+                "renal limits in.",
+        codes=["35591-7", "2164-2"]),
+    "serum-calcium": dict(
+        title="Serum calcium",
+        purpose="Total serum calcium (mass) and albumin-corrected calcium (moles): hypocalcaemia "
+                "must be corrected before a bisphosphonate or denosumab. Ionized calcium has its "
+                "own range and is left out.",
+        codes=["17861-6", "29265-6"]),
     # ---- Conditions --------------------------------------------------------------------------
     "aimss-symptoms": dict(
         title="AIMSS symptoms (arthralgia, joint stiffness, myalgia)",
@@ -247,13 +357,21 @@ VALUESETS: dict[str, dict] = {
         codes=["302226006", "G62.0", "G62.9", "R20.2", "57406009", "G56.00", "G56.01",
                "G56.02", "G56.03"],
         vsac=[("Peripheral Neuropathy (ICD-10-CM subset)", "2.16.840.1.113762.1.4.1248.175")]),
+    "trigger-finger": dict(
+        title="Trigger finger (every digit)",
+        purpose="Trigger thumb and trigger finger of every digit and side (all billable "
+                "ICD-10-CM M65.3 codes, and the M65.31 category the table lists): part of "
+                "`hand-wrist-syndromes`.",
+        codes=["1539003", "M65.30", "M65.31", "M65.311", "M65.312", "M65.319", "M65.321",
+               "M65.322", "M65.329", "M65.331", "M65.332", "M65.339", "M65.341", "M65.342",
+               "M65.349", "M65.351", "M65.352", "M65.359"]),
     "hand-wrist-syndromes": dict(
         title="Hand and wrist syndromes",
-        purpose="Carpal tunnel syndrome, trigger finger/thumb and de Quervain tenosynovitis: "
-                "fire `hand-wrist`. M65.31 is a non-billable category (records use "
-                "M65.311/M65.312); the table has no SNOMED code for de Quervain.",
-        codes=["57406009", "G56.00", "G56.01", "G56.02", "G56.03", "1539003", "M65.30",
-               "M65.31", "M65.4"]),
+        purpose="Carpal tunnel syndrome, trigger finger/thumb (`trigger-finger`) and de "
+                "Quervain tenosynovitis: fire `hand-wrist`. The table has no SNOMED code for "
+                "de Quervain.",
+        codes=["57406009", "G56.00", "G56.01", "G56.02", "G56.03", "M65.4"],
+        include=["trigger-finger"]),
     "hand-wrist-symptoms": dict(
         title="Focal hand and wrist symptoms",
         purpose="Pain in the hand or the joints of the hand: fire `hand-wrist` together with "
@@ -261,10 +379,34 @@ VALUESETS: dict[str, dict] = {
         codes=["M25.541", "M25.542", "M79.641", "M79.642"]),
     "depression": dict(
         title="Depression",
-        purpose="Depressive disorder diagnoses: support `duloxetine`.",
-        codes=["35489007", "370143000", "F32.A", "F32.9", "F33.9"],
+        purpose="Depressive disorders as coded: every ICD-10-CM major depressive disorder code "
+                "(single episode and recurrent, any severity or remission), depression "
+                "unspecified, other specified depressive episodes, dysthymia; not premenstrual "
+                "dysphoric disorder (F32.81). Supports `duloxetine`.",
+        codes=["35489007", "370143000", "F32.0", "F32.1", "F32.2", "F32.3", "F32.4", "F32.5",
+               "F32.89", "F32.9", "F32.A", "F33.0", "F33.1", "F33.2", "F33.3", "F33.40",
+               "F33.41", "F33.42", "F33.8", "F33.9", "F34.1"],
         vsac=[("Major Depression (subset)", "2.16.840.1.113883.3.464.1003.105.12.1007"),
               ("Depression (ICD-10-CM subset)", "2.16.840.1.113762.1.4.1248.169")]),
+    "hepatic-impairment": dict(
+        title="Chronic liver disease and hepatic impairment",
+        purpose="Alcoholic liver disease, hepatic failure, chronic hepatitis (incl. chronic "
+                "viral and autoimmune), fibrosis and cirrhosis, portal hypertension, "
+                "hepatorenal syndrome: duloxetine should be avoided (Cymbalta label 5.2). Fatty "
+                "liver without these is not included.",
+        codes="ICD-10-CM — hepatic impairment"),
+    "alcohol-use-disorder": dict(
+        title="Alcohol use disorder",
+        purpose="Alcohol abuse and dependence (ICD-10-CM F10.1, F10.2), not in remission: "
+                "heavy alcohol use with duloxetine risks liver injury. 'Alcohol use, "
+                "unspecified' (F10.9) is left out.",
+        codes="ICD-10-CM — alcohol use disorder"),
+    "narrow-angle-glaucoma": dict(
+        title="Narrow-angle glaucoma",
+        purpose="Anatomical narrow angle, primary angle closure and primary angle-closure "
+                "glaucoma: duloxetine can cause mydriasis (label: avoid in uncontrolled "
+                "narrow-angle glaucoma).",
+        codes="ICD-10-CM — narrow-angle glaucoma"),
     "osteoporosis": dict(
         title="Osteoporosis",
         purpose="Osteoporosis diagnoses: fire `bone-protection`.",
@@ -277,14 +419,59 @@ VALUESETS: dict[str, dict] = {
                 "bone-health context for `bone-protection`.",
         codes=["312894000", "735614005", "735616007", "M85.80", "M85.89"],
         vsac=[("Osteopenia (subset)", "2.16.840.1.113883.3.464.1003.113.12.1049")]),
+    "fragility-fracture": dict(
+        title="Fragility fracture",
+        purpose="Osteoporosis with current pathological (fragility) fracture, every site, side "
+                "and encounter (ICD-10-CM M80), and personal history of a healed osteoporosis "
+                "fracture (Z87.310): raises fracture risk in the bone card.",
+        codes="ICD-10-CM — fragility fracture",
+        vsac=[("Osteoporosis With Current Fracture", "2.16.840.1.113883.3.464.1003.113.12.1050")]),
     "lymphedema": dict(
         title="Lymphedema",
-        purpose="Lymphedema: a `red-flags` trigger.",
-        codes=[]),
+        purpose="Lymphedema and postmastectomy lymphedema syndrome: a `red-flags` trigger. "
+                "Hereditary lymphedema (Q82.0) is left out.",
+        codes="ICD-10-CM — lymphedema"),
     "metastatic-disease": dict(
         title="Metastatic disease",
-        purpose="Metastatic breast cancer: `switch-therapy` (discuss stopping) and `red-flags`.",
-        codes=[]),
+        purpose="Secondary malignant neoplasm of an organ or site (ICD-10-CM C78, C79): "
+                "`switch-therapy` (discuss stopping) and `red-flags`. Secondary neoplasm of "
+                "lymph nodes (C77) is left out: axillary and other regional nodes are not "
+                "distant disease in breast cancer. C79.2 (skin) and C79.81 (breast) can "
+                "describe locoregional recurrence; a clinician should confirm.",
+        codes="ICD-10-CM — metastatic disease"),
+    "chest-wall-axillary": dict(
+        title="Chest-wall or axillary findings",
+        purpose="A lump of the trunk, enlarged lymph nodes, chest(-wall) pain: a `red-flags` "
+                "trigger (consider locoregional recurrence).",
+        codes="ICD-10-CM — chest-wall or axillary findings"),
+    "focal-neurological": dict(
+        title="Focal neurological findings",
+        purpose="Brachial plexus disorder, monoplegia of a limb, spinal cord compression: a "
+                "`red-flags` trigger (plexus or spinal metastasis, or another cause).",
+        codes="ICD-10-CM — focal neurological findings"),
+    "entrapment-neuropathies": dict(
+        title="Entrapment neuropathies",
+        purpose="Carpal tunnel syndrome: an entrapment is not itself a neuropathic feature for "
+                "`duloxetine`, and while one is coded, numbness or tingling alone "
+                "(`neuropathic-symptoms`) is taken as its symptom.",
+        codes=["57406009", "G56.00", "G56.01", "G56.02", "G56.03"]),
+    "neuropathic-symptoms": dict(
+        title="Sensory symptoms",
+        purpose="Numbness, tingling and other disturbances of skin sensation (ICD-10-CM R20): "
+                "explained by a coded entrapment (`entrapment-neuropathies`) for `duloxetine`.",
+        codes=["R20.0", "R20.1", "R20.2", "R20.3", "R20.8", "R20.9"]),
+    "osteonecrosis-of-jaw": dict(
+        title="Osteonecrosis of the jaw",
+        purpose="Drug-related osteonecrosis of the jaw: no bisphosphonate is suggested "
+                "(`bone-protection`); a specialist decides.",
+        codes="ICD-10-CM — osteonecrosis of the jaw"),
+    "infertility": dict(
+        title="Infertility and fertility care",
+        purpose="Female infertility (N97), fertility testing, fertility-preservation "
+                "counselling and procedures, assisted reproduction cycles: an aromatase "
+                "inhibitor given for ovulation induction or fertility preservation is not "
+                "adjuvant breast-cancer therapy.",
+        codes="ICD-10-CM — infertility"),
     "breast-cancer": dict(
         title="Breast cancer",
         purpose="Breast cancer diagnoses, including hormone-receptor-positive and personal "
@@ -325,7 +512,7 @@ VALUESETS: dict[str, dict] = {
         codes=[]),
 }
 
-# TSV codes deliberately in no ValueSet, with the reason (shown in VALUESETS.md).
+# Codes of the non-RxNorm tables deliberately in no ValueSet, with the reason (VALUESETS.md).
 LEFT_OUT = {
     "38214-3": "visual analogue pain score: scale often 0-100 mm, not the 0-10 the rules assume",
     "75262-6": "PROMIS pain intensity item: 1-5 verbal scale, not 0-10",
@@ -361,142 +548,295 @@ LEFT_OUT = {
 }
 
 
-def pascal(identifier: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in identifier.split("-"))
+@dataclass(frozen=True)
+class Concept:
+    """One code of a table; RxNorm concepts also carry term type, release and product facts."""
+
+    system: str
+    code: str
+    display: str
+    status: str  # verified | verified-b | unverified
+    source: str
+    group: str = ""
+    tty: str = ""
+    inferred: bool = False
+    release: str = ""
+    ingredients: frozenset[str] = field(default_factory=frozenset)
+    route: str = ""
 
 
-def read_tsv(path: Path) -> dict[str, dict]:
+def read_table(path: Path, columns: list[str]) -> list[dict[str, str]]:
     if not path.is_file():
-        sys.exit(f"code table not found: {path}")
+        sys.exit(f"terminology table not found: {path}")
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
-        if reader.fieldnames != COLUMNS:
-            sys.exit(f"{path}: expected columns {COLUMNS}, got {reader.fieldnames}")
-        rows = list(reader)
-    table: dict[str, dict] = {}
-    for row in rows:
-        if row["code"] in table:
-            sys.exit(f"code {row['code']} appears twice in {path}; refer to it by system")
-        table[row["code"]] = row
-    return table
+        if reader.fieldnames != columns:
+            sys.exit(f"{path}: expected columns {columns}, got {reader.fieldnames}")
+        return list(reader)
 
 
-def concept(row: dict) -> dict:
-    return {"code": row["code"], "display": row["display"], "extension": [{
-        "url": VERIFICATION_EXT,
-        "extension": [{"url": "status", "valueCode": row["status"].lower()},
-                      {"url": "source", "valueString": row["source"]}]}]}
+def rx_status(text: str) -> str:
+    """The reference's status column, as a code-verification status."""
+    if text.startswith(("active;prescribable", "absent from", "verified")):
+        return "verified"
+    return "unverified"
 
 
-def sources_markdown(rows: list[dict]) -> str:
-    keys, others = [], []
-    for row in rows:
-        found = re.findall(r"\bS(\d+)\b", row["source"])
-        for n in found:
-            if f"S{n}" not in keys:
-                keys.append(f"S{n}")
-        if not found and row["source"] not in others:
-            others.append(row["source"])
-    keys.sort(key=lambda k: int(k[1:]))
-    lines = [f"- {k}: {SOURCES[k]}" for k in keys]
-    lines += [f"- Other (as worded in the table): {o}" for o in others]
-    return "\n".join(lines)
+def read_rxnorm(folder: Path) -> dict[str, Concept]:
+    """RxNorm concepts by rxcui; a row of a later table replaces an earlier row."""
+    drugs: dict[str, Concept] = {}
+    for name in RX_TABLES:
+        seen: set[str] = set()
+        for row in read_table(folder / name, RX_COLUMNS):
+            if row["rxcui"] in seen:
+                sys.exit(f"rxcui {row['rxcui']} appears twice in {name}")
+            seen.add(row["rxcui"])
+            tty = row["tty"].removesuffix("(inferred)")
+            drugs[row["rxcui"]] = Concept(
+                RXNORM, row["rxcui"], row["name"], rx_status(row["status"]), row["source"],
+                tty=tty, inferred=tty != row["tty"], release=row["release"],
+                ingredients=frozenset(filter(None, row["ingredient_names"].split("|"))),
+                route=row["route"])
+    return drugs
 
 
-def describe(spec: dict, rows: list[dict]) -> str:
+def read_codes(folder: Path) -> dict[str, Concept]:
+    """Non-RxNorm codes by code (a code must be unique across systems)."""
+    codes: dict[str, Concept] = {}
+    for name in CODE_TABLES:
+        for row in read_table(folder / name, CODE_COLUMNS):
+            if row["system"] == RXNORM:
+                continue
+            if row["code"] in codes:
+                sys.exit(f"code {row['code']} appears twice in the code tables")
+            codes[row["code"]] = Concept(row["system"], row["code"], row["display"],
+                                         row["status"].lower(), row["source"], group=row["group"])
+    return codes
+
+
+def rxnorm_codes_of_code_tables(folder: Path) -> list[str]:
+    return [row["code"] for name in CODE_TABLES
+            for row in read_table(folder / name, CODE_COLUMNS) if row["system"] == RXNORM]
+
+
+class Routes:
+    """Where a concept acts: its own dose form and route; a brand, those of its products."""
+
+    def __init__(self, drugs: Iterable[Concept]) -> None:
+        drugs = list(drugs)
+        brands = {d.display for d in drugs if d.tty == "BN"}
+        self.products: dict[str, list[Concept]] = {}
+        for d in drugs:
+            if d.tty != "BN" and d.display.endswith("]") and "[" in d.display:
+                brand = d.display.rsplit("[", 1)[1][:-1]
+                if brand in brands:
+                    self.products.setdefault(brand, []).append(d)
+
+    @staticmethod
+    def _estrogen(d: Concept) -> str:
+        if d.tty in NO_DOSE_FORM:
+            return "unknown"
+        local = d.ingredients <= LOCAL_VAGINAL_INGREDIENTS and d.code not in SYSTEMIC_VAGINAL
+        return "vaginal" if d.route == "vaginal" and local else "systemic"
+
+    def estrogen(self, d: Concept) -> str:
+        """vaginal (local), systemic, or unknown (the code alone cannot tell)."""
+        if d.tty == "BN":
+            kinds = {self._estrogen(p) for p in self.products.get(d.display, [])}
+            return kinds.pop() if len(kinds) == 1 else "unknown"
+        return self._estrogen(d)
+
+    def injectable(self, d: Concept) -> bool:
+        if d.tty == "BN":
+            products = self.products.get(d.display, [])
+            return bool(products) and all(p.route == "injectable" for p in products)
+        return d.route == "injectable"
+
+
+def selectors(drugs: dict[str, Concept]) -> dict[str, Callable[[Concept], bool]]:
+    routes = Routes(drugs.values())
+    return {
+        "estrogen-systemic-or-unknown": lambda d: routes.estrogen(d) in {"systemic", "unknown"},
+        "estrogen-vaginal": lambda d: routes.estrogen(d) == "vaginal",
+        "estrogen-route-unknown": lambda d: routes.estrogen(d) == "unknown",
+        "ingredient-or-injectable": lambda d: d.tty in {"IN", "PIN"} or routes.injectable(d),
+    }
+
+
+def members_of(spec: dict, drugs: dict[str, Concept], codes: dict[str, Concept],
+               select: dict[str, Callable[[Concept], bool]]) -> list[Concept]:
+    """The enumerated members of one ValueSet, RxNorm first (sorted), then listed codes."""
+    found: list[Concept] = []
+    if spec.get("ingredients"):
+        wanted, without = set(spec["ingredients"]), set(spec.get("without", []))
+        keep = select[spec["select"]] if "select" in spec else (lambda d: True)
+        found += sorted((d for d in drugs.values()
+                         if d.ingredients & wanted and not d.ingredients & without and keep(d)),
+                        key=lambda d: (d.tty, d.display, d.code))
+    listed = spec.get("codes", [])
+    if isinstance(listed, str):  # a group of the code tables
+        listed = [c for c, concept in codes.items() if concept.group == listed]
+    missing = [c for c in listed if c not in codes]
+    if missing:
+        sys.exit(f"codes not in the terminology tables: {missing}")
+    return found + [codes[c] for c in listed]
+
+
+def verification(status: str, source: str) -> dict:
+    return {"url": VERIFICATION_EXT, "extension": [
+        {"url": "status", "valueCode": status}, {"url": "source", "valueString": source}]}
+
+
+def concept_json(c: Concept, grouped: bool) -> dict:
+    """A concept; in an RxNorm include only an unverified one repeats its status (the loader
+    flags unverified codes from the concept's own extension)."""
+    out: dict = {"code": c.code, "display": c.display}
+    if not grouped or c.status == "unverified":
+        out["extension"] = [verification(c.status, c.source)]
+    return out
+
+
+def rxnorm_includes(concepts: list[Concept]) -> list[dict]:
+    """One include per release, term type and source: version is the release, the include's
+    extensions give the term type and the verification of all its concepts."""
+    groups: dict[tuple[str, str, bool, str, str], list[Concept]] = {}
+    for c in concepts:
+        groups.setdefault((c.release or "not stated", c.tty, c.inferred, c.status, c.source),
+                          []).append(c)
+    includes = []
+    for (release, tty, inferred, status, source), members in sorted(groups.items()):
+        term = [{"url": "termType", "valueCode": tty}]
+        if inferred:
+            term.append({"url": "termTypeInferred", "valueBoolean": True})
+        includes.append({
+            "extension": [verification(status, source), {"url": RXNORM_EXT, "extension": term}],
+            "system": RXNORM, "version": release,
+            "concept": [concept_json(c, grouped=True) for c in members]})
+    return includes
+
+
+def counts(items: Iterable[str]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(Counter(items).items()))
+
+
+def describe(spec: dict, members: list[Concept], grouping: bool) -> str:
     parts = [spec["purpose"]]
-    unverified = sum(r["status"] == "UNVERIFIED" for r in rows)
-    parts.append(f"{len(rows)} codes, {unverified} UNVERIFIED. Each concept's code-verification "
-                 "extension gives its status (verified, verified-b, unverified) and source; "
-                 "unverified codes are matched but flagged on cards. Generated by "
-                 "scripts/build_valuesets.py from clinical-codes.tsv; do not edit by hand.")
-    parts.append("Sources (clinical-evidence.md):\n\n" + sources_markdown(rows))
+    unverified = sum(c.status == "unverified" for c in members)
+    what = "members of the included sets" if grouping else "codes"
+    parts.append(f"{len(members)} {what}, {unverified} UNVERIFIED. The code-verification "
+                 "extension of each concept (of each include for RxNorm; an unverified RxNorm "
+                 "concept repeats it) gives the status (verified, verified-b, unverified) and "
+                 "source; unverified codes are matched but flagged on cards. "
+                 "Generated by scripts/build_valuesets.py from terminology/ (see "
+                 "terminology/PROVENANCE.md); do not edit by hand.")
+    rx = [c for c in members if c.system == RXNORM]
+    if rx and not grouping:
+        parts.append("RxNorm term types (each include: version = release, rxnorm-concept extension = term "
+                     "type): "
+                     f"{counts(c.tty for c in rx)}. Releases: "
+                     f"{counts(c.release or 'not stated' for c in rx)}.")
     if spec.get("vsac"):
-        parts.append("Mirrors VSAC (hand-picked members, not the full expansion):\n\n" + "\n".join(
-            f"- {name}: OID {oid}, canonical {VSAC}{oid}" for name, oid in spec["vsac"]))
+        parts.append("Draws on VSAC (members chosen here, not the full expansion):\n\n"
+                     + "\n".join(f"- {name}: OID {oid}, canonical {VSAC}{oid}"
+                                 for name, oid in spec["vsac"]))
     return "\n\n".join(parts)
 
 
-def build(vs_id: str, spec: dict, rows: list[dict], member_urls: list[str] | None) -> dict:
-    if member_urls is not None:
-        compose = {"include": [{"valueSet": member_urls}]}
-    else:
-        systems: dict[str, list] = {}
-        for row in rows:
-            systems.setdefault(row["system"], []).append(concept(row))
-        compose = {"include": [{"system": s, "concept": c} for s, c in systems.items()]}
+def build(vs_id: str, spec: dict, own: list[Concept], members: list[Concept]) -> dict:
+    includes = rxnorm_includes([c for c in own if c.system == RXNORM])
+    for system in dict.fromkeys(c.system for c in own if c.system != RXNORM):
+        includes.append({"system": system, "concept": [
+            concept_json(c, grouped=False) for c in own if c.system == system]})
+    if spec.get("include"):
+        includes.append({"valueSet": [f"{BASE}/ValueSet/{m}" for m in spec["include"]]})
     return {
         "resourceType": "ValueSet",
         "id": vs_id,
         "url": f"{BASE}/ValueSet/{vs_id}",
         "version": VERSION,
-        "name": pascal(vs_id),
+        "name": "".join(p[:1].upper() + p[1:] for p in vs_id.split("-")),
         "title": spec["title"],
         "status": "draft",
         "experimental": False,
         "publisher": "AIMSS CDS",
-        "description": describe(spec, rows),
-        "compose": compose,
+        "description": describe(spec, members, grouping=not own),
+        "compose": {"include": includes},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("tsv", nargs="?", type=Path, default=DEFAULT_TSV)
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--terminology", type=Path, default=REPO / "terminology")
     ap.add_argument("--out", type=Path, default=REPO / "fhir_profiles")
     args = ap.parse_args(argv)
-    table = read_tsv(args.tsv)
+    drugs, codes = read_rxnorm(args.terminology), read_codes(args.terminology)
+    lost = [c for c in rxnorm_codes_of_code_tables(args.terminology) if c not in drugs]
+    if lost:
+        sys.exit(f"RxNorm codes of the code tables missing from the RxNorm tables: {lost}")
+    select = selectors(drugs)
 
-    missing = [(i, c) for i, s in VALUESETS.items() for c in s.get("codes", []) if c not in table]
-    if missing:
-        sys.exit(f"codes not in {args.tsv}: {missing}")
+    own = {i: members_of(s, drugs, codes, select) for i, s in VALUESETS.items()}
+    members: dict[str, list[Concept]] = {}
 
-    members = {i: [table[c] for c in s["codes"]] for i, s in VALUESETS.items() if "codes" in s}
-    for i, s in VALUESETS.items():
-        if "group" in s:
-            members[i] = [r for m in s["group"] for r in members[m]]
-    empty = [i for i in VALUESETS if not members[i]]
+    def expand(vs_id: str) -> list[Concept]:
+        if vs_id not in members:
+            merged = {(c.system, c.code): c for c in own[vs_id]}
+            for m in VALUESETS[vs_id].get("include", []):
+                merged.update({(c.system, c.code): c for c in expand(m)})
+            members[vs_id] = list(merged.values())
+        return members[vs_id]
 
+    empty = [i for i in VALUESETS if not expand(i)]
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
     for vs_id, spec in VALUESETS.items():
         if vs_id in empty:
             continue
-        group = spec.get("group")
-        if group and any(m in empty for m in group):
-            sys.exit(f"{vs_id} groups an empty ValueSet")
-        urls = [f"{BASE}/ValueSet/{m}" for m in group] if group else None
-        resource = build(vs_id, spec, members[vs_id], urls)
+        if any(m in empty for m in spec.get("include", [])):
+            sys.exit(f"{vs_id} includes an empty ValueSet")
+        resource = build(vs_id, spec, own[vs_id], members[vs_id])
         text = json.dumps(resource, indent=2, ensure_ascii=False) + "\n"
         (args.out / f"ValueSet-{vs_id}.json").write_text(text, encoding="utf-8")
-        unverified = sum(r["status"] == "UNVERIFIED" for r in members[vs_id])
-        summary.append((vs_id, spec["title"], len(members[vs_id]), unverified, bool(group)))
+        summary.append((vs_id, spec, members[vs_id]))
 
-    used = {c for s in VALUESETS.values() for c in s.get("codes", [])}
-    unused = [r for c, r in table.items() if c not in used]
-    (args.out / "VALUESETS.md").write_text(index_markdown(summary, empty, unused), encoding="utf-8")
+    used = {c.code for ms in own.values() for c in ms if c.system != RXNORM}
+    unused = [c for code, c in codes.items() if code not in used]
+    in_sets = {c.code for ms in own.values() for c in ms if c.system == RXNORM}
+    outside = [d for code, d in drugs.items() if code not in in_sets]
+    (args.out / "VALUESETS.md").write_text(index_markdown(summary, empty, unused, outside),
+                                           encoding="utf-8")
     print(f"wrote {len(summary)} ValueSets to {args.out}; no codes for: {', '.join(empty) or '-'}")
     return 0
 
 
-def index_markdown(summary, empty, unused) -> str:
+def index_markdown(summary, empty, unused, outside) -> str:
     out = ["# ValueSets", "",
-           "Generated by `scripts/build_valuesets.py` from `clinical-codes.tsv` "
-           "(shared reference); "
-           "do not edit by hand. Canonical URL: `" + BASE + "/ValueSet/<id>`, file "
-           "`ValueSet-<id>.json`. Every concept carries the `code-verification` extension "
-           "(status: verified, verified-b, unverified; source).", "",
-           "| id | title | codes | UNVERIFIED |", "|---|---|---|---|"]
-    for vs_id, title, n, unverified, grouping in summary:
-        note = " (grouping: counts its members)" if grouping else ""
-        out.append(f"| `{vs_id}` | {title}{note} | {n} | {unverified} |")
-    out += ["", "## Asked for, but no code in the table (no file written)", ""]
+           "Generated by `scripts/build_valuesets.py` from the tables in `terminology/` "
+           "(sources and licences: `terminology/PROVENANCE.md`); do not edit by hand. Canonical "
+           "URL: `" + BASE + "/ValueSet/<id>`, file `ValueSet-<id>.json`. Every concept carries "
+           "the `code-verification` extension (status: verified, verified-b, unverified; "
+           "source); every RxNorm concept also the `rxnorm-concept` extension (term type, "
+           "release).", "",
+           "| id | title | codes | UNVERIFIED | RxNorm term types |", "|---|---|---|---|---|"]
+    for vs_id, spec, members in summary:
+        note = " (grouping: counts its members)" if spec.get("include") else ""
+        rx = counts(c.tty for c in members if c.system == RXNORM) or "-"
+        unverified = sum(c.status == "unverified" for c in members)
+        out.append(f"| `{vs_id}` | {spec['title']}{note} | {len(members)} | {unverified} | {rx} |")
+    out += ["", "## Asked for, but no code in the tables (no file written)", ""]
     out += [f"- `{i}`: {VALUESETS[i]['purpose']}" for i in empty] or ["- none"]
-    out += ["", "## Codes of the table in no ValueSet", "",
+    out += ["", "## Codes of the code tables in no ValueSet", "",
             "| system | code | display | status | why |", "|---|---|---|---|---|"]
-    for r in unused:
-        why = LEFT_OUT.get(r["code"], "not classified yet")
-        out.append(f"| {r['system']} | `{r['code']}` | {r['display']} | {r['status']} | {why} |")
+    for c in unused:
+        why = LEFT_OUT.get(c.code, "not classified yet")
+        out.append(f"| {c.system} | `{c.code}` | {c.display} | {c.status.upper()} | {why} |")
+    out += ["", "## RxNorm rows in no ValueSet", "",
+            f"{len(outside)} rows of the RxNorm tables are in no ValueSet: products of none of "
+            "the ingredients above (they came into the reference with a rule ingredient's "
+            "brand or combination), or left out on purpose (toremifene, oral and topical "
+            "methylene blue, methylene-blue components). By ingredient:", ""]
+    tally = Counter(i for d in outside for i in (d.ingredients or {"(no ingredient listed)"}))
+    out += [f"- {name}: {n}" for name, n in sorted(tally.items())]
     return "\n".join(out) + "\n"
 
 

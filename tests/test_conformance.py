@@ -39,7 +39,7 @@ ANASTROZOLE = {
 
 def full_prefetch(*resources: dict) -> dict:
     bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
-    others = ("medicationRequests", "dxaObservations", "dxaProcedures", "painObservations",
+    others = ("medicationRequests", "dxaObservations", "dxaProcedures", "dxaReports", "painObservations",
               "bpiResponses", "labObservations", "conditions", "interventionRequests",
               "interventionProcedures")
     return {"medicationStatements": bundle} | dict.fromkeys(others)
@@ -81,8 +81,8 @@ def test_bone_density_scan_card_states_its_data_and_suggests_a_dxa(client):
     body = patient_view(prefetch=full_prefetch(ANASTROZOLE))
     cards = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "bone-density-scan"]
-    assert "anastrozole 1 MG Oral Tablet since 2026-03-01" in card["detail"]
-    assert "No DXA" in card["detail"]
+    assert "anastrozole since 2026-03-01" in card["detail"]
+    assert "DXA:** none on record" in card["detail"]
     (suggestion,) = card["suggestions"]
     (action,) = suggestion["actions"]
     assert action["type"] == "create"
@@ -111,8 +111,8 @@ def test_order_select_with_an_unrelated_drug_gets_no_cards(client):
     draft = draft_without_drug() | {
         "intent": "order",
         "medicationCodeableConcept": {
-            "text": "Etodolac 500 MG Oral Tablet",
-            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "199390"}],
+            "text": "lisinopril 10 MG Oral Tablet",  # in no ValueSet (etodolac is an NSAID)
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076"}],
         },
     }
     response = client.post("/cds-services/aimss-order-select", json=order_select(draft))

@@ -63,7 +63,10 @@ def test_every_citation_and_suggested_order_is_shown(page: str) -> None:
     for action in plan["action"]:
         block = _block(page, f". `{action['id']}`: ")
         for citation in action["documentation"]:
-            assert f"[{citation['label']}]({citation['url']})" in block, action["id"]
+            if citation["type"] == "citation":
+                assert f"[{citation['label']}]({citation['url']})" in block, action["id"]
+            else:
+                assert f"**{citation['label']}:** {citation['display']}" in block, action["id"]
         canonicals = [action.get("definitionCanonical")] + [
             sub.get("definitionCanonical") for sub in action.get("action", [])
         ]
@@ -76,8 +79,18 @@ def test_value_sets_and_unverified_codes_are_listed(page: str) -> None:
     for path in sorted(PROFILES.glob("ValueSet-*.json")):
         assert f"| `{json.loads(path.read_text())['id']}` |" in block, path.name
     unverified = _block(page, "### UNVERIFIED codes")
-    for code in ("386637004", "72965", "258494", "77080"):
+    for code in ("386637004", "302226006", "2164-2", "77080"):
         assert f"`{code}`" in unverified
+
+
+def test_value_sets_count_rxnorm_term_types_per_release(page: str) -> None:
+    """Issue 11: per value set, how many codes of each RxNorm term type and from which release."""
+    row = next(line for line in page.splitlines() if line.startswith("| `duloxetine` |"))
+    assert "BN 3" in row and "SCD 8" in row and "2025-10-06" in row
+    estrogens = next(line for line in page.splitlines() if line.startswith("| `systemic-estrogens` |"))
+    assert "BPCK" in estrogens and "eCQM Update 2021-05-06" in estrogens
+    loinc_only = next(line for line in page.splitlines() if line.startswith("| `bpi-interference` |"))
+    assert loinc_only.rstrip().endswith("|  |")
 
 
 def test_site_overrides_are_shown_with_the_shipped_value(tmp_path: Path) -> None:

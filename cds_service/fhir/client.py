@@ -13,13 +13,14 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from cds_service.fhir.failures import network_failure
 from cds_service.fhir.resources import bundle_resources, is_error_outcome, is_read, next_link
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
 class FhirError(Exception):
-    """A FHIR read failed; ``reason`` is a short code safe to log and count."""
+    """A FHIR read failed; ``reason`` is a short code safe to log and count (``failures``)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -50,6 +51,19 @@ class FhirClient:
         url = urljoin(self._base, relative_url.lstrip("/"))
         return await self.follow(url, read=is_read(relative_url))
 
+    async def read(self, reference: str) -> dict[str, Any]:
+        """The resource a literal reference names, relative to the server or absolute on its
+        origin: a reference elsewhere is never read, so the token never leaves ``fhirServer``."""
+        url = urljoin(self._base, reference)
+        if _origin(url) != self._origin:
+            raise FhirError("foreign_reference")
+        body = await self._get(url)
+        if body is None:
+            raise FhirError("reference_not_found")
+        if is_error_outcome(body):
+            raise FhirError("operation_outcome")
+        return body
+
     async def follow(self, url: str, *, read: bool = False) -> list[dict[str, Any]]:
         """Resources from ``url`` and its ``next`` links (also used to finish a paged prefetch).
 
@@ -68,6 +82,8 @@ class FhirClient:
                 raise FhirError("foreign_next_link")
             visited.add(current)
             body = await self._get(current)
+            if body is None:
+                raise FhirError("http_404")
             if body.get("resourceType") != "Bundle":
                 if is_error_outcome(body):
                     raise FhirError("operation_outcome")
@@ -82,11 +98,13 @@ class FhirClient:
             current = next_link(body)
         return resources
 
-    async def _get(self, url: str) -> dict[str, Any]:
+    async def _get(self, url: str) -> dict[str, Any] | None:
         try:
             async with self._http.stream(
                 "GET", url, headers=self._headers, timeout=self._timeout
             ) as response:
+                if response.status_code == 404:
+                    return None
                 if response.status_code in (401, 403):
                     raise FhirError("unauthorized")
                 if response.status_code >= 400:
@@ -96,10 +114,8 @@ class FhirClient:
                     raw += chunk
                     if len(raw) > MAX_RESPONSE_BYTES:
                         raise FhirError("too_large")
-        except httpx.TimeoutException as error:
-            raise FhirError("timeout") from error
         except httpx.HTTPError as error:
-            raise FhirError("unreachable") from error
+            raise FhirError(network_failure(error)) from error
         try:
             body = json.loads(raw)
         except ValueError as error:

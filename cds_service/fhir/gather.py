@@ -1,4 +1,5 @@
-"""Collect the data a hook needs: prefetch first, every missing key fetched at once.
+"""Collect the data a hook needs: prefetch first, every missing key fetched at once, with the
+Medications its orders reference when they did not come with them.
 
 Per key the result is resources or "unavailable" with a reason. ``null`` in prefetch is "no
 data"; an OperationOutcome, anything but a Bundle (every key is a search), a failed fetch or
@@ -11,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from cds_service.fhir.client import FhirClient, FhirError
+from cds_service.fhir.failures import words
 from cds_service.fhir.resources import (
     bundle_resources,
     is_error_outcome,
     is_read,
     next_link,
     patient_of,
+    unresolved_medications,
 )
 from cds_service.hooks.protocol import HookRequest
 
@@ -108,8 +111,8 @@ async def gather(
         elif is_error_outcome(value):
             gathered.unavailable[key] = "prefetch_operation_outcome"
         elif value.get("resourceType") == "Bundle":
-            entry = value.get("entry")
-            if isinstance(entry, list) and len(entry) > access.max_per_key:
+            listed = value.get("entry")
+            if isinstance(listed, list) and len(listed) > access.max_per_key:
                 gathered.unavailable[key] = "too_many_resources"
                 continue
             entries = list(bundle_resources(value))
@@ -125,11 +128,19 @@ async def gather(
             gathered.resources[key] = [value]
         else:
             gathered.unavailable[key] = "prefetch_not_a_bundle"
-    if to_fetch or to_continue:
+    known = _medications(gathered)
+    to_resolve = {
+        key: missing
+        for key, found in gathered.resources.items()
+        if key not in to_continue and (missing := unresolved_medications([*found, *known]))
+    }
+    if to_fetch or to_continue or to_resolve:
         refusal = None if may_contact else "fhir_server_not_allowed"
-        await _fetch_missing(request, to_fetch, to_continue, access, gathered, refusal)
+        await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered, refusal)
     _drop_other_patients(gathered, request.context.get("patientId"))
     _within_limits(gathered, access)
+    if gathered.unavailable:
+        _log_unavailable(gathered.unavailable, request.fhirServer)
     return gathered
 
 
@@ -149,32 +160,57 @@ def _within_limits(gathered: Gathered, access: FhirAccess) -> None:
         gathered.unavailable[key] = "too_many_resources"
 
 
+def _log_unavailable(unavailable: Mapping[str, str], fhir_server: str | None) -> None:
+    """One WARNING a call, keys grouped by why, the FHIR server by its origin only."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(unavailable.items()):
+        by_reason.setdefault(reason, []).append(key)
+    parts = urlsplit(fhir_server or "")
+    server = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "-"
+    log.warning(
+        "data unavailable (FHIR server %s): %s",
+        server,
+        "; ".join(f"{words(reason)} [{reason}]: {', '.join(keys)}" for reason, keys in by_reason.items()),
+    )
+
+
 def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
     """Keep only resources of this call's patient.
 
     A server that ignores a search parameter it does not support (sekmet-fhir does so for
     ``QuestionnaireResponse?patient=``, with only a warning) returns every patient's resources;
-    without this check another patient's scores would appear on this patient's cards.
+    without this check another patient's scores would appear on this patient's cards. Logged
+    once a call at INFO: such a server does it on every call.
     """
     if not isinstance(patient_id, str):
         return
+    dropped: dict[str, int] = {}
     for key, found in gathered.resources.items():
         kept = [r for r in found if patient_of(r) in (None, patient_id)]
         if len(kept) != len(found):
-            dropped = len(found) - len(kept)
-            log.warning("dropped %d resources of other patients from key %s", dropped, key)
+            dropped[key] = len(found) - len(kept)
             gathered.resources[key] = kept
+    if dropped:
+        log.info(
+            "dropped %d resources of other patients (keys %s): the FHIR server may ignore the "
+            "patient search parameter",
+            sum(dropped.values()),
+            ", ".join(sorted(dropped)),
+        )
 
 
 async def _fetch_missing(
     request: HookRequest,
     to_fetch: Mapping[str, str],
     to_continue: Mapping[str, str],
+    to_resolve: Mapping[str, Mapping[str, str]],
     access: FhirAccess,
     gathered: Gathered,
     refusal: str | None,
 ) -> None:
-    keys = [*to_fetch, *to_continue]
+    """Every absent key, the rest of every paged one and the Medications they reference, all
+    at once under one deadline; none when ``refusal`` (the tenant may not name the server)."""
+    keys = [*to_fetch, *to_continue, *to_resolve]
     refusal = refusal or _refusal(request, access)
     if refusal is not None:
         for key in keys:
@@ -187,15 +223,35 @@ async def _fetch_missing(
         access.http, request.fhirServer, token,
         timeout=access.request_timeout, max_pages=access.max_pages,
     )
-    jobs = {key: asyncio.ensure_future(client.fetch(url)) for key, url in to_fetch.items()}
-    jobs |= {key: asyncio.ensure_future(client.follow(url)) for key, url in to_continue.items()}
+    known = _medications(gathered)
+
+    async def with_medications(
+        key: str, found: Awaitable[list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The key's resources, then the Medications they reference that did not come with them."""
+        rows = await found
+        missing = unresolved_medications([*gathered.resources.get(key, []), *rows, *known])
+        return rows + await _read_all(client, missing.values())
+
+    jobs = {
+        key: asyncio.ensure_future(with_medications(key, client.fetch(url)))
+        for key, url in to_fetch.items()
+    }
+    jobs |= {
+        key: asyncio.ensure_future(with_medications(key, client.follow(url)))
+        for key, url in to_continue.items()
+    }
+    jobs |= {
+        key: asyncio.ensure_future(_read_all(client, missing.values()))
+        for key, missing in to_resolve.items()
+    }
     _done, pending = await asyncio.wait(jobs.values(), timeout=access.deadline)
     for job in pending:
         job.cancel()
     for key, job in jobs.items():
         if job in pending:
             reason = "deadline"
-        elif isinstance(error := job.exception(), FhirError):
+        elif isinstance(error := _cause(job.exception()), FhirError):
             reason = error.reason
         elif error is not None:
             log.error("FHIR fetch of prefetch key %s failed: %s", key, type(error).__name__)
@@ -208,6 +264,32 @@ async def _fetch_missing(
         gathered.resources.pop(key, None)
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _medications(gathered: Gathered) -> list[dict[str, Any]]:
+    """The Medications prefetch brought under any key: an order may point at one that came
+    with another key's search, and the facts find it there."""
+    return [
+        resource
+        for found in gathered.resources.values()
+        for resource in found
+        if resource.get("resourceType") == "Medication"
+    ]
+
+
+async def _read_all(client: FhirClient, references: Iterable[str]) -> list[dict[str, Any]]:
+    """Each referenced resource, read in parallel; one that cannot be read fails them all (the
+    others are cancelled), because a drug that cannot be named is unknown, not absent."""
+    async with asyncio.TaskGroup() as group:
+        reads = [group.create_task(client.read(reference)) for reference in references]
+    return [read.result() for read in reads]
+
+
+def _cause(error: BaseException | None) -> BaseException | None:
+    """The first failure inside a task group's ExceptionGroup, or the error itself."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def _refusal(request: HookRequest, access: FhirAccess) -> str | None:

@@ -7,7 +7,7 @@ rather than validating whole Bundles into models (that costs more than the rest 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from typing import Any
 
@@ -71,10 +71,9 @@ def patient_of(resource: Resource) -> str | None:
     """The id of the Patient a resource is about (``subject`` or ``patient``), if it names one."""
     for name in ("subject", "patient"):
         value = resource.get(name)
-        reference = value.get("reference") if isinstance(value, Mapping) else None
-        parts = reference.rstrip("/").split("/") if isinstance(reference, str) else []
-        if len(parts) >= 2 and parts[-2] == "Patient":
-            return parts[-1]
+        target = reference_target(value.get("reference") if isinstance(value, Mapping) else None)
+        if target is not None and target.startswith("Patient/"):
+            return target.removeprefix("Patient/")
     return None
 
 
@@ -102,6 +101,39 @@ def is_error_outcome(resource: Resource) -> bool:
     return not issues or any(
         isinstance(i, Mapping) and i.get("severity") in ("error", "fatal") for i in issues
     )
+
+
+_MEDICATION_USES = ("MedicationRequest", "MedicationStatement")
+
+
+def reference_target(reference: Any) -> str | None:
+    """``Type/id`` of a literal reference, relative or absolute (a version suffix dropped);
+    ``None`` for a contained ``#id`` or anything else."""
+    if not isinstance(reference, str) or not reference or reference.startswith("#"):
+        return None
+    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-1]:
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def unresolved_medications(resources: Iterable[Resource]) -> dict[str, str]:
+    """``Medication/id`` -> the reference as written, for every Medication a MedicationRequest
+    or MedicationStatement points at that is not among ``resources`` (contained ones never are)."""
+    found = list(resources)
+    present = {reference_key(r) for r in found if r.get("resourceType") == "Medication"}
+    missing: dict[str, str] = {}
+    for resource in found:
+        if resource.get("resourceType") not in _MEDICATION_USES:
+            continue
+        link = resource.get("medicationReference")
+        reference = link.get("reference") if isinstance(link, Mapping) else None
+        target = reference_target(reference)
+        if target and target.startswith("Medication/") and target not in present:
+            missing[target] = str(reference)
+    return missing
 
 
 _READ = re.compile(r"^/?[A-Z][A-Za-z]+/[^/?&=]+$")

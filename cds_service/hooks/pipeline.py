@@ -139,7 +139,7 @@ async def run_hook(
             findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze, tenant.id
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today)
+        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=False)
     silent = not tenant.shows_cards_to(context.userId)
     if not silent:
         metrics.count_cards(service.id, cards)

@@ -2,7 +2,8 @@
 
 Prefetch templates are built at start-up from the ValueSets, so the codes a query asks for
 and the codes the facts recognise come from one place. Templates use only CDS Hooks 2.0
-tokens and the 2.0 query subset (token equality lists, ``_sort``, ``_count``).
+tokens and the 2.0 query subset (token equality lists, ``_sort``, ``_count``), plus
+``_include`` of the Medications an order references (US Core servers support it; README, Data).
 """
 
 from __future__ import annotations
@@ -129,12 +130,14 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
     keys = (
         DataKey(
             "medicationStatements",
-            f"MedicationStatement?{patient}&status=active,intended,on-hold,stopped,completed,not-taken",
+            f"MedicationStatement?{patient}&status=active,intended,on-hold,stopped,completed,not-taken"
+            "&_include=MedicationStatement:medication",
             DataSource.MEDICATIONS,
         ),
         DataKey(
             "medicationRequests",
-            f"MedicationRequest?{patient}&status=active,on-hold,stopped,cancelled,completed",
+            f"MedicationRequest?{patient}&status=active,on-hold,stopped,cancelled,completed"
+            "&_include=MedicationRequest:medication",
             DataSource.MEDICATIONS,
         ),
         DataKey(
@@ -148,6 +151,11 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
             DataSource.BONE_DENSITY,
         ),
         DataKey(
+            "dxaReports",
+            f"DiagnosticReport?{patient}&code={_codes(knowledge, 'dxa-results')}",
+            DataSource.BONE_DENSITY,
+        ),
+        DataKey(
             "painObservations",
             f"Observation?{patient}&code={_codes(knowledge, 'pain-severity', 'bpi-interference')}"
             "&_sort=-date",
@@ -156,7 +164,7 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
         DataKey("bpiResponses", f"QuestionnaireResponse?{patient}&status=completed,amended", DataSource.PAIN),
         DataKey(
             "labObservations",
-            f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9')}"
+            f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9', 'creatinine-clearance', 'egfr', 'serum-calcium')}"
             "&_sort=-date",
             DataSource.LABS,
         ),

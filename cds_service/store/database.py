@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -49,24 +50,37 @@ def engine_url(database_url: str) -> str:
 
 
 class Database:
-    """The engines of the shared state; creates the tables on first use."""
+    """The engines of the shared state; creates the tables on first use.
 
-    def __init__(self, database_url: str) -> None:
+    ``read_only`` (``aimss-cds report``) creates nothing: a missing SQLite file is an error, not
+    a new empty database, and no write can happen by mistake."""
+
+    def __init__(self, database_url: str, *, read_only: bool = False) -> None:
         url = engine_url(database_url)
         self.file: SqliteFile | None = None
         if url.startswith("sqlite"):
-            self.file = _sqlite_file(url)
+            if not read_only:  # the report only reads: no file to guard, nothing to create
+                self.file = _sqlite_file(url)
+            else:  # mode=ro never creates the file; WAL is the writers' to set
+                url = _sqlite_read_only(url)
             self.durable: Engine = create_engine(url, hide_parameters=True)
             self.fast: Engine = create_engine(url, hide_parameters=True)
-            event.listen(self.durable, "connect", _sqlite_pragmas("FULL", self.file))
-            event.listen(self.fast, "connect", _sqlite_pragmas("NORMAL", self.file))
+            if not read_only:
+                event.listen(self.durable, "connect", _sqlite_pragmas("FULL", self.file))
+                event.listen(self.fast, "connect", _sqlite_pragmas("NORMAL", self.file))
         else:
-            self.durable = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+            read_only_option = "-c default_transaction_read_only=on " if read_only else ""
+            self.durable = create_engine(
+                url,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                connect_args={"options": read_only_option},
+            )
             self.fast = create_engine(
                 url,
                 pool_pre_ping=True,
                 hide_parameters=True,
-                connect_args={"options": "-c synchronous_commit=off"},
+                connect_args={"options": read_only_option + "-c synchronous_commit=off"},
             )
         self.dialect: str = self.durable.dialect.name
         self._one_writer: contextlib.AbstractContextManager[Any] = (
@@ -76,8 +90,9 @@ class Database:
             self.file.check_writable()
             for engine in (self.durable, self.fast):
                 event.listen(engine, "before_cursor_execute", self.file.before_statement)
-        with without_values():
-            _create_tables(self.durable)
+        if not read_only:
+            with without_values():
+                _create_tables(self.durable)
         if self.file is not None:
             self.file.remember()
 
@@ -153,6 +168,12 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.02 * attempt)
+
+
+def _sqlite_read_only(url: str) -> str:
+    """SQLite's URI form of the same file, read-only."""
+    path = make_url(url).database or ""
+    return f"sqlite:///file:{quote(str(Path(path).absolute()))}?mode=ro&uri=true"
 
 
 def _sqlite_pragmas(synchronous: str, file: SqliteFile | None) -> Any:

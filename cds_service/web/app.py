@@ -17,18 +17,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from cds_service import logs, metrics
+from cds_service import configuration, logs, metrics
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.services import build_services
-from cds_service.knowledge.loader import load_knowledge
 from cds_service.settings import Settings
 from cds_service.store import Store
-from cds_service.web.auth.issuers import TrustedIssuer, load_trusted_issuers
+from cds_service.web import openapi
+from cds_service.web.auth.issuers import TrustedIssuer
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.auth.keys import KeyResolver
 from cds_service.web.auth.middleware import Authenticate
-from cds_service.web.auth.public_sandbox import with_public_sandbox
 from cds_service.web.auth.replay import FallbackReplayGuard, InMemoryReplayGuard
 from cds_service.web.edge import RequestLimits, SecurityHeaders
 from cds_service.web.errors import install_error_handlers
@@ -47,12 +46,11 @@ def utc_today() -> date:
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) -> FastAPI:
-    """Build the service; knowledge and configuration problems raise here, before serving."""
-    settings = settings or Settings()
-    knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
-    issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
-    if settings.trust_public_sandbox:
-        issuers = with_public_sandbox(issuers)
+    """Build the service; knowledge and configuration problems raise ``ConfigurationError``
+    here, before serving."""
+    settings = settings or configuration.load_settings()
+    knowledge = configuration.knowledge(settings)
+    issuers = configuration.trusted_issuers(settings)
     _warn_about_open_settings(settings, issuers)
     audience_base = _audience_base(settings)
     services = build_services(knowledge)
@@ -97,16 +95,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
             finally:
                 store.close()
 
-    docs = settings.docs_enabled
     app = FastAPI(
         title="AIMSS CDS",
         version="0.1.0",
         summary="CDS Hooks 2.0 service for aromatase-inhibitor-associated musculoskeletal symptoms",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        # No /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN and are blank
+        # offline. /openapi.json documents every answer, only with AIMSS_DOCS_ENABLED=1 (it
+        # maps the attack surface); open it in any OpenAPI viewer.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
+    app.openapi = openapi.without_422(app)  # type: ignore[method-assign]
     # Added innermost first: a request meets the security headers, CORS, the metrics timer, the
     # JWT check, then the body limits, and only then FastAPI, which reads the body.
     app.add_middleware(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cds_service import logs, metrics
@@ -30,6 +30,7 @@ from cds_service.hooks.tenant import Tenant
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
 from cds_service.settings import Settings
 from cds_service.store import FeedbackRefused, Store, StoreFault
+from cds_service.web import openapi
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.errors import ProblemResponse, internal_error, store_unavailable
 
@@ -74,13 +75,13 @@ def _tenant(request: Request) -> Tenant:
 def routes() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/cds-services", response_model=Discovery)
+    @router.get("/cds-services", response_model=Discovery, responses=openapi.DISCOVERY)
     async def discovery(request: Request) -> Response:
         services = _runtime(request).services.values()
         body = Discovery(services=[service.describe() for service in services])
         return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
-    @router.post("/cds-services/{service_id}", response_model=HookResponse)
+    @router.post("/cds-services/{service_id}", response_model=HookResponse, responses=openapi.HOOK)
     async def call_service(
         service_id: str, hook_request: HookRequest, request: Request
     ) -> Response:
@@ -104,7 +105,7 @@ def routes() -> APIRouter:
             HookResponse(cards=result.cards).to_json_bytes(), media_type="application/json"
         )
 
-    @router.post("/cds-services/{service_id}/feedback")
+    @router.post("/cds-services/{service_id}/feedback", responses=openapi.FEEDBACK)
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
         """Stored before the 200 (a store fault is a 503: nothing was acknowledged)."""
         runtime = _runtime(request)
@@ -128,18 +129,24 @@ def routes() -> APIRouter:
         log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
         return Response(status_code=200)
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition"}},
+    )
     async def prometheus_metrics() -> Response:
         """No JWT (scrapers carry none) and no patient data; keep it off public networks."""
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    @router.get("/health", include_in_schema=False)
+    @router.get("/health")
     async def health() -> dict[str, str]:
+        """Liveness: 200 while the process serves."""
         return {"status": "ok"}
 
-    @router.get("/ready", include_in_schema=False)
+    @router.get("/ready", responses=openapi.READY)
     async def ready(request: Request) -> Response:
+        """Readiness: 503 while the shared store is unreachable."""
         try:
             await run_in_threadpool(_runtime(request).store.ping)
         except StoreFault as fault:
@@ -151,10 +158,13 @@ def routes() -> APIRouter:
 
 
 def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
+    """INFO, but WARNING for a 412 (the EHR's clinician got no cards: data could not be had)."""
+
     def topics(cards: list[Card]) -> str:
         return ",".join(card.source.topic.code for card in cards if card.source.topic) or "-"
 
-    log.info(
+    log.log(
+        logging.WARNING if status == 412 else logging.INFO,
         "hook service=%s status=%d ms=%.1f cards=%s silent=%s unavailable=%s",
         service.id,
         status,

@@ -24,8 +24,10 @@ def bone_density_tests(
             unverified(matches), matches[0].code,
         )
     for kind, date_fields, valid in (
-        ("Procedure", ("performedDateTime", "performedPeriod.start"), {"completed"}),
-        ("DiagnosticReport", ("effectiveDateTime", "effectivePeriod.start", "issued"),
+        ("Procedure", ("performedDateTime", "performedPeriod.start", "performedPeriod.end"),
+         {"completed"}),
+        ("DiagnosticReport",
+         ("effectiveDateTime", "effectivePeriod.start", "effectivePeriod.end", "issued"),
          {"final", "amended", "corrected", "appended", "preliminary", "partial"}),
     ):
         for resource in by_type.get(kind, []):

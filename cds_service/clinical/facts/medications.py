@@ -1,5 +1,6 @@
 """Drugs of interest: MedicationStatement or MedicationRequest, with inline, contained or
-referenced Medications (and their ingredients); and the drafts of an order-select call."""
+referenced Medications (their ingredients when the product code is unknown); and the drafts
+of an order-select call."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cds_service.clinical.facts.model import DraftedOrder, MedicationUse, unverified
-from cds_service.fhir.resources import Resource, codings, concept_text, first_date, reference_key
+from cds_service.fhir.resources import (
+    Resource,
+    codings,
+    concept_text,
+    first_date,
+    reference_key,
+    reference_target,
+)
 from cds_service.knowledge.loader import Knowledge
 
 _STATEMENT_STATUS = {
@@ -30,6 +38,8 @@ def medication_use(
         start = first_date(resource, "effectivePeriod.start", "effectiveDateTime", "dateAsserted")
         end = first_date(resource, "effectivePeriod.end")
         reasons = resource.get("statusReason") or []
+        point_in_time = "effectiveDateTime" in resource
+        planned = float((end - start).days + 1) if start and end else None
     else:
         if resource.get("intent") in _NOT_A_USE_INTENT:
             return None
@@ -38,14 +48,17 @@ def medication_use(
         validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
         end = first_date({"v": validity}, "v.end") if isinstance(validity, Mapping) else None
         reasons = [resource["statusReason"]] if isinstance(resource.get("statusReason"), Mapping) else []
+        point_in_time = True
+        planned = _planned_days(resource)
     if status is None:
         return None
-    concept, name = _medication_concept(resource, medications)
-    matches = knowledge.matches(codings(concept))
+    product, ingredients, name = _medication_codings(resource, medications)
+    matches = knowledge.matches(product) or knowledge.matches(ingredients)
     if not matches:
         return None
     reason_texts = [t for r in reasons if (t := concept_text(r))]
     reason_matches = knowledge.matches(c for r in reasons for c in codings(r))
+    why = knowledge.matches(c for r in resource.get("reasonCode") or [] for c in codings(r))
     return MedicationUse(
         groups=frozenset(m.valueset for m in matches),
         name=name or matches[0].display,
@@ -56,30 +69,61 @@ def medication_use(
         unverified_codes=unverified(matches),
         status_reason="; ".join(reason_texts) or None,
         status_reason_groups=frozenset(m.valueset for m in reason_matches),
+        reason_groups=frozenset(m.valueset for m in why),
+        planned_days=planned,
+        point_in_time=point_in_time,
     )
 
 
-def _medication_concept(
+_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30, "months": 30}
+
+
+def _planned_days(request: Resource) -> float | None:
+    """The planned length of a MedicationRequest: its expected supply duration, else the
+    longest timing bound of its dosage; ``None`` when neither is given in days, weeks or months."""
+    durations = [(request.get("dispenseRequest") or {}).get("expectedSupplyDuration")]
+    if not isinstance(durations[0], Mapping):
+        durations = [
+            ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsDuration")
+            for dosage in request.get("dosageInstruction") or [] if isinstance(dosage, Mapping)
+        ]
+    days = [
+        float(d["value"]) * _DAYS[unit] for d in durations
+        if isinstance(d, Mapping) and isinstance(d.get("value"), int | float)
+        and (unit := str(d.get("code") or d.get("unit") or "")) in _DAYS
+    ]
+    return max(days, default=None)
+
+
+Codings = list[Mapping[str, Any]]
+
+
+def _medication_codings(
     resource: Resource, medications: Mapping[str, Resource]
-) -> tuple[dict[str, Any], str | None]:
-    """The drug's codings: inline, or from a contained or referenced Medication (with ingredients)."""
+) -> tuple[Codings, Codings, str | None]:
+    """The drug's own codings, its ingredients' codings and its name: inline, or from a
+    contained or referenced Medication. Ingredients count only when no product coding is known
+    (an obsolete product code), so a known product is never re-read as its ingredient (a
+    vaginal estradiol cream is not systemic estradiol)."""
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, Mapping):
-        return dict(concept), concept_text(concept)
-    reference = (resource.get("medicationReference") or {}).get("reference", "")
+        return codings(concept), [], concept_text(concept)
+    reference = (resource.get("medicationReference") or {}).get("reference")
     medication: Resource | None = None
     if isinstance(reference, str) and reference.startswith("#"):
         medication = next(
-            (c for c in resource.get("contained", []) if c.get("id") == reference[1:]), None
+            (c for c in resource.get("contained") or [] if c.get("id") == reference[1:]), None
         )
-    elif isinstance(reference, str):
-        medication = medications.get(reference)
+    elif (target := reference_target(reference)) is not None:
+        medication = medications.get(target)
     if medication is None:
-        return {}, None
-    all_codings = list(codings(medication.get("code")))
-    for ingredient in medication.get("ingredient", []):
-        all_codings += codings(ingredient.get("itemCodeableConcept"))
-    return {"coding": all_codings}, concept_text(medication.get("code"))
+        return [], [], None
+    ingredients = [
+        coding
+        for ingredient in medication.get("ingredient") or []
+        for coding in codings(ingredient.get("itemCodeableConcept"))
+    ]
+    return codings(medication.get("code")), ingredients, concept_text(medication.get("code"))
 
 
 def drafted_orders(

@@ -1,7 +1,8 @@
 """Observations as dated numbers: pain scores, BPI interference, labs, with units and flags.
 
 Numbers come as valueQuantity, valueInteger, valueDecimal or a numeric valueCodeableConcept or
-valueString; dates as dateTime, Period or instant.
+valueString; dates as dateTime, Period (start, else end) or instant. A panel's components are
+read as Observations of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cds_service.knowledge.loader import Knowledge
 
 _VOID = {"entered-in-error", "cancelled", "registered", "revoked", "not-done"}
 _ABNORMAL_FLAGS = {"H", "HH", "HU", "L", "LL", "LU", "A", "AA"}
+_LOW_FLAGS = {"L", "LL", "LU"}
 NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 
 
@@ -28,13 +30,29 @@ def observations_by_valueset(
     per fact, is most of what keeps a hook call within its latency target.
     """
     index: dict[str, list[Coded]] = {}
-    for observation in observations:
-        if observation.get("status") in _VOID:
+    for panel in observations:
+        if panel.get("status") in _VOID:
             continue
-        matches = knowledge.matches(codings(observation.get("code")))
-        for valueset in {m.valueset for m in matches}:
-            index.setdefault(valueset, []).append((observation, matches))
+        for observation in _with_components(panel):
+            matches = knowledge.matches(codings(observation.get("code")))
+            for valueset in {m.valueset for m in matches}:
+                index.setdefault(valueset, []).append((observation, matches))
     return index
+
+
+_OWN_FIELDS = ("code", "component", "interpretation", "referenceRange", "dataAbsentReason")
+
+
+def _with_components(observation: Resource) -> Iterator[Resource]:
+    """The Observation, then each of its components as an Observation of its own (a DXA panel
+    holds its per-site T-scores so): status, subject, date and id are the panel's, so evidence
+    names the panel; code, value and interpretation are the component's."""
+    yield observation
+    shared = {
+        k: v for k, v in observation.items() if k not in _OWN_FIELDS and not k.startswith("value")
+    }
+    for component in observation.get("component") or []:
+        yield shared | dict(component)
 
 
 def recent(measurements: Iterable[Measurement], since: date) -> tuple[Measurement, ...]:
@@ -61,7 +79,10 @@ def numeric_value(resource: Resource) -> float | None:
 
 
 def observation_date(observation: Resource) -> date | None:
-    return first_date(observation, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
+    return first_date(
+        observation, "effectiveDateTime", "effectivePeriod.start", "effectivePeriod.end",
+        "effectiveInstant", "issued",
+    )
 
 
 def measurements_in(observations: Iterable[Coded], valueset: str) -> Iterator[Measurement]:
@@ -74,7 +95,7 @@ def measurements_in(observations: Iterable[Coded], valueset: str) -> Iterator[Me
         yield Measurement(
             when, value, concept_text(observation.get("code")) or matches[0].display,
             reference_key(observation) or "Observation", unverified(matches),
-            _abnormal(observation, value), matches[0].code,
+            _abnormal(observation, value), matches[0].code, _low(observation, value),
         )
 
 
@@ -96,13 +117,30 @@ def _abnormal(observation: Resource, value: float) -> bool | None:
     return None
 
 
-def vitamin_d(
-    measurements: Iterable[Measurement], observations: Iterable[Coded]
-) -> Iterator[Measurement]:
-    """25-OH vitamin D in ng/mL; results in nmol/L are divided by 2.496, unknown units dropped."""
-    by_source = {reference_key(o): o for o, _ in observations}
-    for measurement in measurements:
-        observation = by_source.get(measurement.source, {})
+def _low(observation: Resource, value: float) -> bool | None:
+    """Below the lab's range, from its interpretation or reference range; ``None`` when it gives neither."""
+    for interpretation in observation.get("interpretation") or []:
+        codes = {coding.get("code") for coding in codings(interpretation)}
+        if codes & _LOW_FLAGS:
+            return True
+        if codes & (_ABNORMAL_FLAGS | {"N"}):
+            return False
+    for reference_range in observation.get("referenceRange") or []:
+        low = (reference_range.get("low") or {}).get("value")
+        if isinstance(low, int | float):
+            return value < low
+    return None
+
+
+def vitamin_d(observations: Iterable[Coded]) -> Iterator[Measurement]:
+    """25-OH vitamin D in ng/mL; results in nmol/L are divided by 2.496, unknown units dropped.
+
+    Read per Observation, not by its id: a panel's components share the panel's id."""
+    for coded in observations:
+        observation = coded[0]
+        measurement = next(measurements_in([coded], "vitamin-d-25oh"), None)
+        if measurement is None:
+            continue
         quantity = observation.get("valueQuantity") or {}
         unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
         if "nmol" in unit:

@@ -39,12 +39,17 @@ class Authenticate:
         verifier: JwtVerifier | None = runtime.verifier
         tenant: Tenant = DEVELOPMENT
         if verifier is not None:
-            authorization = _header(scope, b"authorization")
+            audience = runtime.audience_base + path
             try:
-                claims = await verifier.verify(authorization, runtime.audience_base + path)
+                claims = await verifier.verify(_header(scope, b"authorization"), audience)
             except AuthError as error:
-                log.warning("JWT rejected: %s (path %s)", error.reason, path)
                 metrics.AUTH_FAILURES.labels(error.reason).inc()
+                log.warning(
+                    "JWT rejected: reason=%s expected_aud=%s%s",
+                    error.reason,
+                    audience,
+                    f" ({error.detail})" if error.detail else "",
+                )
                 await Response(status_code=401, headers={"Connection": "close"})(scope, receive, send)
                 return
             tenant = verifier.tenant_of(claims)
