@@ -90,7 +90,7 @@ def _days(value: str) -> int:
 def _report(settings: Settings, days: int | None, tenant: str | None, as_json: bool) -> int:
     """Reads the database ``serve`` writes, opened read-only: a wrong path is a message, never
     a new empty database."""
-    from cds_service.store import Database, StoreFault
+    from cds_service.store import Database, StoreError, StoreFault
     from cds_service.store.report import format_report, tenant_label, tenant_report
 
     path = configuration.sqlite_path(settings.database_url)
@@ -110,7 +110,7 @@ def _report(settings: Settings, days: int | None, tenant: str | None, as_json: b
             report = tenant_report(database, since, tenant)
         finally:
             database.close()
-    except (SQLAlchemyError, StoreFault, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
+    except (SQLAlchemyError, StoreFault, StoreError, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
         problem = configuration.database_problem(settings.database_url, error)
         print(f"aimss-cds: cannot read the database: {problem}", file=sys.stderr)
         return CANNOT_START

@@ -113,7 +113,8 @@ def test_report_reads_the_default_location_serve_writes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cds_service", "report", "--json"], env=env,
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert {row["topic"] for row in json.loads(result.stdout)["topics"]} >= {"exercise", "duloxetine"}
+    (development,) = json.loads(result.stdout)["tenants"]
+    assert {row["topic"] for row in development["topics"]} >= {"exercise", "duloxetine"}
 
 
 def test_report_of_a_database_without_tables_is_one_line(database_url):

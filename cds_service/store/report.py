@@ -10,9 +10,10 @@ accepted or overridden.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, func, select, true
 
@@ -85,7 +86,9 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .where(in_window, issued_of)
             .group_by(issued_cards.c.tenant, topic, issued_cards.c.silent)
         )
-        for owner, name, silent, count in connection.execute(issued):
+        for owner, name, silent, count in cast(
+            "Iterable[tuple[str, str | None, bool, int]]", connection.execute(issued)
+        ):
             setattr(of(owner, name), "silent" if silent else "issued", count)
         outcomes = (
             select(by_tenant, topic, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
@@ -93,7 +96,9 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .where(feedback_in_window, feedback_of)
             .group_by(by_tenant, topic, feedback.c.outcome)
         )
-        for owner, name, outcome, count in connection.execute(outcomes):
+        for owner, name, outcome, count in cast(
+            "Iterable[tuple[str, str | None, str, int]]", connection.execute(outcomes)
+        ):
             setattr(of(owner, name), outcome, count)
         reasons = (
             select(by_tenant, topic, feedback.c.override_system, feedback.c.override_code, func.count())
@@ -102,7 +107,10 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .group_by(by_tenant, topic, feedback.c.override_system, feedback.c.override_code)
         )
         counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for owner, name, system, code, count in connection.execute(reasons):
+        for owner, name, system, code, count in cast(
+            "Iterable[tuple[str, str | None, str | None, str | None, int]]",
+            connection.execute(reasons),
+        ):
             label = _reason_label(system, code)
             bucket = counts[owner, name or UNKNOWN_TOPIC]
             bucket[label] = bucket.get(label, 0) + count
