@@ -9,6 +9,7 @@ which says what could not be read on this call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date
 
@@ -36,13 +37,16 @@ async def without_quieted(
     patient_key: str,
     today: date,
     rules: SnoozeRules,
+    tenant: str,
     card_of: Callable[[str], str | None] = no_card,
 ) -> list[Finding]:
-    """The findings minus quieted topics, or whose card (``card_of``) was quieted; no database
-    read when nothing could be quieted."""
+    """The findings minus the topics the tenant's clinicians quieted, or whose card
+    (``card_of``) they quieted; no database read when nothing could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
-    quieted = await run_in_threadpool(ledger.snoozed_topics, patient_key, today, rules)
+    quieted = await run_in_threadpool(
+        functools.partial(ledger.snoozed_topics, patient_key, today, rules, tenant=tenant)
+    )
     return [
         f for f in findings
         if not ((f.topic in quieted or card_of(f.topic) in quieted) and may_be_quieted(f))

@@ -33,8 +33,19 @@ class CardRecorder:
         self._pending: list[IssuedRow] = []
         self._held: list[IssuedRow] = []
 
-    def add(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
-        self._pending += issued_rows(service_id, cards, patient_key, issued_on)
+    def add(
+        self,
+        service_id: str,
+        cards: Sequence[Card],
+        patient_key: str,
+        issued_on: date,
+        *,
+        tenant: str,
+        silent: bool = False,
+    ) -> None:
+        self._pending += issued_rows(
+            service_id, cards, patient_key, issued_on, tenant=tenant, silent=silent
+        )
         self._held += recommendation_rows(cards)
 
     async def flush(self) -> None:
