@@ -134,7 +134,9 @@ def finding(topic: str, indicator: str) -> Finding:
 
 
 class QuietEverything:
-    def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
+    def snoozed_topics(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
         return frozenset({"serm-with-ai", "data-incomplete", "exercise"})
 
 
@@ -145,12 +147,14 @@ async def test_critical_cards_and_data_incomplete_are_never_quieted():
         finding("exercise", "info"),
     ]
     rules = SnoozeRules(reasons=("not-now",), days=30)
-    kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules)  # type: ignore[arg-type]
+    kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules, "t")  # type: ignore[arg-type]
     assert [f.topic for f in kept] == ["serm-with-ai", "data-incomplete"]
 
 
 class QuietThePlan:
-    def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
+    def snoozed_topics(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
         return frozenset({"aimss-plan"})
 
 
@@ -158,8 +162,8 @@ async def test_quieting_a_grouped_card_drops_the_findings_it_would_hold(knowledg
     findings = [finding("exercise", "warning"), finding("duloxetine", "info"), finding("bone-density-scan", "info")]
     rules = SnoozeRules(reasons=("not-now",), days=30)
     kept = await without_quieted(
-        findings, QuietThePlan(), "pk", TODAY, rules, knowledge.wording.card_topic  # type: ignore[arg-type]
+        findings, QuietThePlan(), "pk", TODAY, rules, "t", knowledge.wording.card_topic  # type: ignore[arg-type]
     )
     assert [f.topic for f in kept] == ["bone-density-scan"]
-    ungrouped = await without_quieted(findings, QuietThePlan(), "pk", TODAY, rules)  # type: ignore[arg-type]
+    ungrouped = await without_quieted(findings, QuietThePlan(), "pk", TODAY, rules, "t")  # type: ignore[arg-type]
     assert ungrouped == findings

@@ -34,8 +34,8 @@ PATIENTS = {patient.id: patient for patient in sandbox_patients(TODAY)}
 class ServerThread:
     """An ASGI app on a free loopback port, served by uvicorn in a thread."""
 
-    def __init__(self, app) -> None:
-        self.port = _free_port()
+    def __init__(self, app, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             # log_config=None: uvicorn's default config would stop its loggers propagating for
@@ -67,10 +67,12 @@ def stack(fhir_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         load_patients(fhir_server, list(PATIENTS.values()), client)
     key = ensure_dev_key(home / "key", ISSUER)
     database_url = f"sqlite:///{home}/aimss.db"
+    port = _free_port()
     settings = Settings(
-        trusted_issuers_file=key.issuers_file, allow_open_fhir=True, database_url=database_url
+        trusted_issuers_file=key.issuers_file, allow_open_fhir=True, database_url=database_url,
+        listen_url=f"http://127.0.0.1:{port}",
     )
-    service = ServerThread(create_app(settings, clock=lambda: TODAY))
+    service = ServerThread(create_app(settings, clock=lambda: TODAY), port)
     with service:
         page_app = web.create_app(service.url, fhir_server, home / "key", ISSUER, today=lambda: TODAY)
         with ServerThread(page_app) as page_server:
@@ -281,7 +283,8 @@ def test_a_plan_card_suggestion_taken_then_not_now_quiets_that_card_for_that_pat
 
     database = Database(stack["database_url"])
     try:
-        by_recommendation = {row.topic: row for row in recommendation_report(database)}
+        (rows,) = recommendation_report(database).values()  # the page's one EHR: one tenant
+        by_recommendation = {row.topic: row for row in rows}
     finally:
         database.close()
     duloxetine = by_recommendation["duloxetine"]

@@ -288,11 +288,14 @@ def feedback(topology: Topology, base: str, item: dict[str, Any]) -> None:
 
 
 def report(topology: Topology, by: str = "topics") -> dict[str, dict[str, Any]]:
-    """``aimss-cds report --json`` on the shared database, by card topic or by recommendation."""
+    """``aimss-cds report --json`` on the shared database, by card topic or by recommendation
+    (the one tenant's)."""
     done = subprocess.run([str(AIMSS_CDS), "report", "--json"], env=topology.env, check=False,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return {row["topic"]: row for row in json.loads(done.stdout)[by]}
+    tenants = json.loads(done.stdout)["tenants"]
+    assert {tenant["tenant"] for tenant in tenants} <= {signing.ISSUER}, "one EHR, one tenant"
+    return {row["topic"]: row for tenant in tenants for row in tenant[by]}
 
 
 def test_discovery_over_https_through_nginx(topology):

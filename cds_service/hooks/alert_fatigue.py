@@ -11,6 +11,7 @@ this call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -39,13 +40,16 @@ async def without_quieted(
     patient_key: str,
     today: date,
     rules: SnoozeRules,
+    tenant: str,
     card_of: Callable[[str], str | None] = no_card,
 ) -> list[Finding]:
-    """The findings minus quieted topics, or whose card (``card_of``) was quieted; no database
-    read when nothing could be quieted."""
+    """The findings minus the topics the tenant's clinicians quieted, or whose card
+    (``card_of``) they quieted; no database read when nothing could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
-    quieted = await run_in_threadpool(ledger.snoozed_topics, patient_key, today, rules)
+    quieted = await run_in_threadpool(
+        functools.partial(ledger.snoozed_topics, patient_key, today, rules, tenant=tenant)
+    )
     return [
         f for f in findings
         if not ((f.topic in quieted or card_of(f.topic) in quieted) and may_be_quieted(f))
@@ -53,7 +57,12 @@ async def without_quieted(
 
 
 async def without_overridden_at_selection(
-    findings: list[Finding], ledger: CardLedger, patient_key: str, now: datetime, rules: OrderSignRules
+    findings: list[Finding],
+    ledger: CardLedger,
+    patient_key: str,
+    now: datetime,
+    rules: OrderSignRules,
+    tenant: str,
 ) -> list[Finding]:
     """order-sign's findings minus those whose card the clinician already overrode, with a
     reason, at order-select for the same draft within the ordering session. The safety check
@@ -62,5 +71,7 @@ async def without_overridden_at_selection(
     if not drafted or rules.no_repeat_hours <= 0:
         return findings
     since = now - timedelta(hours=rules.no_repeat_hours)
-    answered = await run_in_threadpool(ledger.overridden_at_selection, patient_key, since)
+    answered = await run_in_threadpool(
+        functools.partial(ledger.overridden_at_selection, patient_key, since, tenant=tenant)
+    )
     return [f for f in findings if f.draft is None or (f.topic, draft_key(f.draft)) not in answered]

@@ -40,15 +40,32 @@ class CardRecorder:
         self._held: list[IssuedRow] = []
         self._pending_drafts: list[IssuedRow] = []
 
-    def add(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
-        self._pending += issued_rows(service_id, cards, patient_key, issued_on)
+    def add(
+        self,
+        service_id: str,
+        cards: Sequence[Card],
+        patient_key: str,
+        issued_on: date,
+        *,
+        tenant: str,
+        silent: bool = False,
+    ) -> None:
+        self._pending += issued_rows(
+            service_id, cards, patient_key, issued_on, tenant=tenant, silent=silent
+        )
         self._held += recommendation_rows(cards)
 
     def add_drafts(
-        self, hook: str, drafted: Sequence[tuple[Card, str]], patient_key: str, issued_at: datetime
+        self,
+        hook: str,
+        drafted: Sequence[tuple[Card, str]],
+        patient_key: str,
+        issued_at: datetime,
+        *,
+        tenant: str,
     ) -> None:
         """Order-time cards with the identity of their draft, for order-sign's no-repeat."""
-        self._pending_drafts += order_card_rows(hook, drafted, patient_key, issued_at)
+        self._pending_drafts += order_card_rows(hook, drafted, patient_key, issued_at, tenant=tenant)
 
     async def flush(self) -> None:
         batch, held, self._pending, self._held = self._pending, self._held, [], []

@@ -1,14 +1,16 @@
-"""Acceptance and override rates per card topic and per recommendation, from the issued cards
-and their feedback.
+"""Acceptance and override rates per tenant, by card topic and by recommendation, from the issued
+cards and their feedback.
 
 By card: a card counts once as accepted or overridden however many feedback items it got.
-Feedback for a card the service has no record of (issued before recording began, or by another
-deployment) is shown under ``UNKNOWN_TOPIC`` so that nothing received is hidden.
+Feedback for a card the service has no record of (issued before recording began, by another
+deployment, or to another tenant) is shown under ``UNKNOWN_TOPIC`` so that nothing received is
+hidden. Cards a tenant's rollout mode kept silent are counted apart (``silent``): what would have
+fired, never shown, so never accepted or overridden.
 
 By recommendation: a grouped card holds several (``issued_recommendations``). A recommendation
-counts as issued and overridden with each card that held it, and as accepted when a suggestion
-that carries it out was accepted (or, when the client named no suggestion of ours, when it was
-the card's only recommendation).
+counts as issued (or silent) and overridden with each card that held it, and as accepted when a
+suggestion that carries it out was accepted (or, when the client named no suggestion of ours,
+when it was the card's only recommendation). Only the feedback of the card's own tenant counts.
 """
 
 from __future__ import annotations
@@ -20,21 +22,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, func, select, true
 
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 
 from .database import Database
 from .schema import feedback, issued_cards, issued_recommendations
+from .tenants import BEFORE_TENANTS
 
 UNKNOWN_TOPIC = "(card not on record)"
 NO_REASON = "(no reason)"
+BEFORE_TENANTS_LABEL = "(before tenants)"
 
 
 @dataclass
 class TopicStats:
     topic: str
     issued: int = 0
+    silent: int = 0
     accepted: int = 0
     overridden: int = 0
     override_reasons: dict[str, int] = field(default_factory=dict)
@@ -54,87 +59,127 @@ class TopicStats:
         }
 
 
-def topic_report(database: Database, since: date | None = None) -> list[TopicStats]:
-    """Cards issued on or after ``since`` (all when None) and their feedback, by topic."""
-    stats: dict[str, TopicStats] = {}
+Report = dict[str, list[TopicStats]]
+"""Topic rows by tenant."""
 
-    def of(topic: str | None) -> TopicStats:
+
+def tenant_report(database: Database, since: date | None = None, tenant: str | None = None) -> Report:
+    """Cards issued on or after ``since`` (all when None) and their feedback, by tenant and
+    topic; only ``tenant``'s when given."""
+    stats: dict[tuple[str, str], TopicStats] = {}
+
+    def of(tenant: str, topic: str | None) -> TopicStats:
         name = topic or UNKNOWN_TOPIC
-        return stats.setdefault(name, TopicStats(name))
+        return stats.setdefault((tenant, name), TopicStats(name))
 
     in_window = issued_cards.c.issued_on >= since if since else true()
     topic = issued_cards.c.topic
-    joined = feedback.outerjoin(issued_cards, feedback.c.card_uuid == issued_cards.c.card_uuid)
+    joined = feedback.outerjoin(
+        issued_cards,
+        (feedback.c.card_uuid == issued_cards.c.card_uuid) & (feedback.c.tenant == issued_cards.c.tenant),
+    )
     feedback_in_window = (
         ((issued_cards.c.card_uuid.is_not(None)) & in_window)
         | ((issued_cards.c.card_uuid.is_(None)) & (feedback.c.received_on >= since))
         if since
         else true()
     )
-    with database.durable.connect() as connection:
-        issued = connection.execute(select(topic, func.count()).where(in_window).group_by(topic))
-        for name, count in cast("Iterable[tuple[str | None, int]]", issued):
-            of(name).issued = count
-        outcomes = (
-            select(topic, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
-            .select_from(joined)
-            .where(feedback_in_window)
-            .group_by(topic, feedback.c.outcome)
+    issued_of: ColumnElement[bool] = issued_cards.c.tenant == tenant if tenant is not None else true()
+    feedback_of: ColumnElement[bool] = feedback.c.tenant == tenant if tenant is not None else true()
+    by_tenant = feedback.c.tenant
+    with database.reading(database.durable) as connection:
+        issued = (
+            select(issued_cards.c.tenant, topic, issued_cards.c.silent, func.count())
+            .where(in_window, issued_of)
+            .group_by(issued_cards.c.tenant, topic, issued_cards.c.silent)
         )
-        for name, outcome, count in cast(
-            "Iterable[tuple[str | None, str, int]]", connection.execute(outcomes)
+        for owner, name, silent, count in cast(
+            "Iterable[tuple[str, str | None, bool, int]]", connection.execute(issued)
         ):
-            setattr(of(name), outcome, count)
-        reasons = (
-            select(topic, feedback.c.override_system, feedback.c.override_code, func.count())
+            setattr(of(owner, name), "silent" if silent else "issued", count)
+        outcomes = (
+            select(by_tenant, topic, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
             .select_from(joined)
-            .where(feedback_in_window, feedback.c.outcome == "overridden")
-            .group_by(topic, feedback.c.override_system, feedback.c.override_code)
+            .where(feedback_in_window, feedback_of)
+            .group_by(by_tenant, topic, feedback.c.outcome)
         )
-        counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for name, system, code, count in cast(
-            "Iterable[tuple[str | None, str | None, str | None, int]]", connection.execute(reasons)
+        for owner, name, outcome, count in cast(
+            "Iterable[tuple[str, str | None, str, int]]", connection.execute(outcomes)
+        ):
+            setattr(of(owner, name), outcome, count)
+        reasons = (
+            select(by_tenant, topic, feedback.c.override_system, feedback.c.override_code, func.count())
+            .select_from(joined)
+            .where(feedback_in_window, feedback_of, feedback.c.outcome == "overridden")
+            .group_by(by_tenant, topic, feedback.c.override_system, feedback.c.override_code)
+        )
+        counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for owner, name, system, code, count in cast(
+            "Iterable[tuple[str, str | None, str | None, str | None, int]]",
+            connection.execute(reasons),
         ):
             label = _reason_label(system, code)
-            bucket = counts[name or UNKNOWN_TOPIC]
+            bucket = counts[owner, name or UNKNOWN_TOPIC]
             bucket[label] = bucket.get(label, 0) + count
-    for name, by_reason in counts.items():
-        of(name).override_reasons = dict(sorted(by_reason.items()))
-    return sorted(stats.values(), key=lambda s: (s.topic == UNKNOWN_TOPIC, s.topic))
+    for key, by_reason in counts.items():
+        stats[key].override_reasons = dict(sorted(by_reason.items()))
+    return _by_tenant(stats)
 
 
-def recommendation_report(database: Database, since: date | None = None) -> list[TopicStats]:
-    """Recommendations held by cards issued on or after ``since`` (all when None), and their feedback."""
-    stats: dict[str, TopicStats] = {}
+def recommendation_report(
+    database: Database, since: date | None = None, tenant: str | None = None
+) -> Report:
+    """Recommendations held by cards issued on or after ``since`` (all when None), and their
+    feedback, by tenant; only ``tenant``'s when given."""
+    stats: dict[tuple[str, str], TopicStats] = {}
 
-    def of(recommendation: str) -> TopicStats:
-        return stats.setdefault(recommendation, TopicStats(recommendation))
+    def of(owner: str, recommendation: str) -> TopicStats:
+        return stats.setdefault((owner, recommendation), TopicStats(recommendation))
 
     held = issued_recommendations
-    cards_in_window = select(held).join(issued_cards, issued_cards.c.card_uuid == held.c.card_uuid)
+    cards_in_window = select(
+        held.c.card_uuid, held.c.recommendation, held.c.suggestion_uuid,
+        issued_cards.c.tenant, issued_cards.c.silent,
+    ).join(issued_cards, issued_cards.c.card_uuid == held.c.card_uuid)
     if since:
         cards_in_window = cards_in_window.where(issued_cards.c.issued_on >= since)
+    if tenant is not None:
+        cards_in_window = cards_in_window.where(issued_cards.c.tenant == tenant)
     rows = cards_in_window.subquery()
-    with database.durable.connect() as connection:
+    with database.reading(database.durable) as connection:
         holding: dict[str, set[str]] = defaultdict(set)  # card -> its recommendations
+        owner_of: dict[str, str] = {}  # card -> its tenant
         carries: dict[str, str] = {}  # suggestion -> the recommendation it carries out
-        for card_uuid, recommendation, suggestion_uuid in cast(
-            "Iterable[tuple[str, str, str]]", connection.execute(select(rows))
+        for card_uuid, recommendation, suggestion_uuid, owner, silent in cast(
+            "Iterable[tuple[str, str, str, str, bool]]", connection.execute(select(rows))
         ):
+            owner_of[card_uuid] = owner
             if suggestion_uuid:
                 carries[suggestion_uuid] = recommendation
             else:
                 holding[card_uuid].add(recommendation)
-                of(recommendation).issued += 1
-        items = cast("Iterable[tuple[str, str, str | None, str | None, str | None]]", connection.execute(
-            select(feedback.c.card_uuid, feedback.c.outcome, feedback.c.accepted_suggestions,
-                   feedback.c.override_system, feedback.c.override_code)
-            .where(feedback.c.card_uuid.in_(select(rows.c.card_uuid).where(rows.c.suggestion_uuid == "")))
-        ))
+                counted = of(owner, recommendation)
+                if silent:
+                    counted.silent += 1
+                else:
+                    counted.issued += 1
+        items = cast(
+            "Iterable[tuple[str, str, str, str | None, str | None, str | None]]",
+            connection.execute(
+                select(feedback.c.card_uuid, feedback.c.tenant, feedback.c.outcome,
+                       feedback.c.accepted_suggestions, feedback.c.override_system,
+                       feedback.c.override_code)
+                .where(feedback.c.card_uuid.in_(
+                    select(rows.c.card_uuid).where(rows.c.suggestion_uuid == "")
+                ))
+            ),
+        )
         accepted: set[tuple[str, str]] = set()
         overridden: set[tuple[str, str]] = set()
-        reasons: dict[str, dict[str, int]] = defaultdict(dict)
-        for card_uuid, outcome, suggestions, system, code in items:
+        reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for card_uuid, sender, outcome, suggestions, system, code in items:
+            if sender != owner_of[card_uuid]:
+                continue  # another tenant's feedback on this card counts for nothing
             on_this_card = holding[card_uuid]
             if outcome == "accepted":
                 taken = json.loads(suggestions) if suggestions else []
@@ -146,14 +191,30 @@ def recommendation_report(database: Database, since: date | None = None) -> list
                 overridden |= {(card_uuid, r) for r in on_this_card}
                 label = _reason_label(system, code)
                 for r in on_this_card:
-                    reasons[r][label] = reasons[r].get(label, 0) + 1
-    for _, recommendation in accepted:
-        of(recommendation).accepted += 1
-    for _, recommendation in overridden:
-        of(recommendation).overridden += 1
-    for recommendation, by_reason in reasons.items():
-        of(recommendation).override_reasons = dict(sorted(by_reason.items()))
-    return sorted(stats.values(), key=lambda s: s.topic)
+                    bucket = reasons[owner_of[card_uuid], r]
+                    bucket[label] = bucket.get(label, 0) + 1
+    for card_uuid, recommendation in accepted:
+        of(owner_of[card_uuid], recommendation).accepted += 1
+    for card_uuid, recommendation in overridden:
+        of(owner_of[card_uuid], recommendation).overridden += 1
+    for (owner, recommendation), by_reason in reasons.items():
+        of(owner, recommendation).override_reasons = dict(sorted(by_reason.items()))
+    return _by_tenant(stats)
+
+
+def _by_tenant(stats: dict[tuple[str, str], TopicStats]) -> Report:
+    report: Report = {}
+    for (owner, _), row in sorted(stats.items(), key=lambda kv: (kv[0][0], *_topic_order(kv[1]))):
+        report.setdefault(owner, []).append(row)
+    return report
+
+
+def _topic_order(row: TopicStats) -> tuple[bool, str]:
+    return row.topic == UNKNOWN_TOPIC, row.topic
+
+
+def tenant_label(tenant: str) -> str:
+    return BEFORE_TENANTS_LABEL if tenant == BEFORE_TENANTS else tenant
 
 
 def _reason_label(system: str | None, code: str | None) -> str:
@@ -163,23 +224,29 @@ def _reason_label(system: str | None, code: str | None) -> str:
     return code if system == OVERRIDE_SYSTEM else f"{system or '?'}|{code}"
 
 
-def format_report(report: list[TopicStats], since: date | None, by: str = "card topic") -> str:
-    """A plain-text table for a terminal."""
+def format_report(report: Report, since: date | None, by: str = "card topic") -> str:
+    """Plain-text tables for a terminal, one per tenant; ``silent``: would have fired."""
     window = f"cards issued since {since.isoformat()}" if since else "all cards on record"
-    lines = [
-        f"AIMSS CDS feedback by {by} ({window})",
-        "",
-        f"{by.split()[-1]:<28} {'issued':>7} {'accepted':>9} {'overridden':>11} {'accept%':>8} "
-        f"{'override%':>10}  override reasons",
-    ]
-    for row in report:
-        reasons = ", ".join(f"{code} {n}" for code, n in row.override_reasons.items()) or "-"
-        lines.append(
-            f"{row.topic:<28} {row.issued:>7} {row.accepted:>9} {row.overridden:>11} "
-            f"{_percent(row.acceptance_rate):>8} {_percent(row.override_rate):>10}  {reasons}"
-        )
+    column = by.split()[-1]
+    lines = [f"AIMSS CDS feedback by {by}, per tenant ({window})"]
+    for tenant, rows in report.items():
+        lines += [
+            "",
+            f"tenant {tenant_label(tenant)}",
+            (
+                f"{column:<28} {'issued':>7} {'silent':>7} {'accepted':>9} {'overridden':>11} "
+                f"{'accept%':>8} {'override%':>10}  override reasons"
+            ),
+        ]
+        for row in rows:
+            reasons = ", ".join(f"{code} {n}" for code, n in row.override_reasons.items()) or "-"
+            lines.append(
+                f"{row.topic:<28} {row.issued:>7} {row.silent:>7} {row.accepted:>9} "
+                f"{row.overridden:>11} {_percent(row.acceptance_rate):>8} "
+                f"{_percent(row.override_rate):>10}  {reasons}"
+            )
     if not report:
-        lines.append("(no cards issued and no feedback received)")
+        lines += ["", "(no cards issued and no feedback received)"]
     return "\n".join(lines)
 
 
