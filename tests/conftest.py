@@ -7,13 +7,14 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import respx
 import sqlalchemy
 from fastapi.testclient import TestClient
 
@@ -27,6 +28,19 @@ from tests.signing import TESTSERVER
 TODAY = date(2026, 11, 21)
 ROOT = Path(__file__).resolve().parent.parent
 SEKMET = Path(os.environ.get("SEKMET_BIN", ROOT / ".fhir" / "venv" / "bin" / "sekmet"))
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    """respx, for the HTTP client's edge cases only (a real FHIR server everywhere else)."""
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

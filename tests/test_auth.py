@@ -414,12 +414,6 @@ def remote_token(kid: str, **claims: Any) -> str:
 
 
 @pytest.fixture
-async def http() -> Any:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

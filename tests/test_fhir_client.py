@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -37,18 +36,6 @@ def obs(id: str) -> dict[str, Any]:
 
 def outcome(severity: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": "x"}]}
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def client(http: httpx.AsyncClient, token: str | None = "tok", max_pages: int = 5) -> FhirClient:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import pytest
-import respx
 
 from cds_service.fhir.gather import gather
 from tests.test_gather import BASE, access, bundle, request, res
@@ -24,18 +21,6 @@ SEARCH = f"{BASE}/MedicationRequest?patient=p1&status=active"
 def order(rid: str, reference: str) -> dict[str, Any]:
     return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
             "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": reference}}
-
-
-@pytest.fixture
-def mock() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def kinds(found: list[dict[str, Any]]) -> list[str]:
