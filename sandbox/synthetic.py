@@ -2,8 +2,8 @@
 
 Each patient exists to show (or not show) particular cards; ``SandboxPatient.expected``
 names the topics the service must answer with on patient-view, and each ``SandboxDraft`` the
-topics of order-select for that draft, so the sandbox page and the tests share one definition
-of "right". Every code comes from a ValueSet in ``fhir_profiles/`` (a test checks it).
+topics of order-select and of order-sign for that draft, so the sandbox page and the tests
+share one definition of "right". Every code comes from a ValueSet in ``fhir_profiles/`` (a test checks it).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ ANASTROZOLE = ("84857", "anastrozole")
 LETROZOLE_2_5MG = ("200064", "letrozole 2.5 MG Oral Tablet")
 EXEMESTANE_25MG = ("310261", "exemestane 25 MG Oral Tablet")
 TAMOXIFEN_10MG = ("198240", "tamoxifen 10 MG Oral Tablet")
+TAMOXIFEN_20MG = ("313195", "tamoxifen 20 MG Oral Tablet")
+BAZEDOXIFENE_CE = ("1441392", "bazedoxifene 20 MG / estrogens, conjugated (USP) 0.45 MG Oral Tablet")
+EVISTA = ("1490067", "raloxifene hydrochloride 60 MG Oral Tablet [Evista]")
+PREMARIN = ("150840", "estrogens, conjugated (USP) 0.625 MG Oral Tablet [Premarin]")
+ESTRADIOL_VAGINAL_CREAM = ("310169", "estradiol 0.1 MG/ML Vaginal Cream")
+VAGIFEM = ("884709", "estradiol 0.01 MG Vaginal Insert [Vagifem]")
+CYMBALTA = ("596932", "duloxetine 30 MG Delayed Release Oral Capsule [Cymbalta]")
 CALCIUM_CARBONATE = ("1897", "calcium carbonate")
 CHOLECALCIFEROL = ("2418", "cholecalciferol")
 DULOXETINE_30MG = ("596930", "duloxetine 30 MG Delayed Release Oral Capsule")
@@ -63,15 +70,28 @@ EXERCISE_REFERRAL = ("390864007", "Referral for exercise therapy (procedure)")
 DXA_PROCEDURE = ("312681000", "Bone density scan (procedure)")
 
 
+SAFETY_TOPICS = frozenset({
+    "serm-with-ai", "estrogen-with-ai", "tamoxifen-cyp2d6", "serotonergic-interaction", "ai-with-tamoxifen",
+})
+"""The topics order-sign checks (DESIGN §4); the others are advice, given at order-select only."""
+
+
 @dataclass(frozen=True)
 class SandboxDraft:
-    """A medication order the sandbox page can draft for one patient, and its expected cards."""
+    """A medication order the sandbox page can draft for one patient, and its expected cards:
+    ``expected`` at order-select; at order-sign the safety topics among them, unless ``signed``
+    says otherwise (advice given under a safety topic, such as vaginal estrogen)."""
 
     id: str
     patient_id: str
     label: str
     medication: Code
     expected: frozenset[str]
+    signed: frozenset[str] | None = None
+
+    @property
+    def expected_at_sign(self) -> frozenset[str]:
+        return self.expected & SAFETY_TOPICS if self.signed is None else self.signed
 
     def resource(self, today: date) -> Resource:
         """The draft as the public sandbox sends it in ``draftOrders`` (R4, status draft)."""
@@ -259,7 +279,7 @@ def pain(patient: str, rid: str, when: date, value: float) -> Resource:
 
 def sandbox_patients(today: date) -> list[SandboxPatient]:
     """Every patient-view topic at least once, a patient with no AI, one with almost no data,
-    and drafts for every order-select topic."""
+    and drafts for every order-time topic."""
     days = lambda n: today - timedelta(days=n)  # noqa: E731 (a local shorthand)
     months = lambda n: months_before(today, n)  # noqa: E731
     return [
@@ -276,6 +296,19 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
                              RALOXIFENE_60MG, frozenset({"serm-with-ai"})),
                 SandboxDraft("draft-estradiol", "aimss-no-dxa", "Estradiol 1 mg daily",
                              ESTRADIOL_1MG, frozenset({"estrogen-with-ai"})),
+                SandboxDraft("draft-evista", "aimss-no-dxa", "Evista 60 mg daily",
+                             EVISTA, frozenset({"serm-with-ai"})),
+                SandboxDraft("draft-premarin", "aimss-no-dxa", "Premarin 0.625 mg daily",
+                             PREMARIN, frozenset({"estrogen-with-ai"})),
+                SandboxDraft("draft-duavee", "aimss-no-dxa", "Bazedoxifene/conjugated estrogens daily",
+                             BAZEDOXIFENE_CE, frozenset({"serm-with-ai"})),
+                SandboxDraft("draft-tamoxifen", "aimss-no-dxa", "Tamoxifen 20 mg daily",
+                             TAMOXIFEN_20MG, frozenset({"ai-with-tamoxifen"})),
+                # Low-dose vaginal estrogen: advice at order-select, nothing at signing.
+                SandboxDraft("draft-vaginal-cream", "aimss-no-dxa", "Estradiol 0.01% vaginal cream",
+                             ESTRADIOL_VAGINAL_CREAM, frozenset({"estrogen-with-ai"}), signed=frozenset()),
+                SandboxDraft("draft-vagifem", "aimss-no-dxa", "Vagifem 10 mcg vaginal insert",
+                             VAGIFEM, frozenset({"estrogen-with-ai"}), signed=frozenset()),
             ),
         ),
         SandboxPatient(
@@ -310,8 +343,10 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
             drafts=(
                 SandboxDraft("draft-paroxetine", "aimss-no-ai", "Paroxetine 20 mg daily",
                              PAROXETINE_20MG, frozenset({"tamoxifen-cyp2d6"})),
+                SandboxDraft("draft-cymbalta-tamoxifen", "aimss-no-ai", "Cymbalta 30 mg daily",
+                             CYMBALTA, frozenset({"tamoxifen-cyp2d6"})),
                 SandboxDraft("draft-anastrozole", "aimss-no-ai", "Anastrozole 1 mg daily (switch from tamoxifen)",
-                             ANASTROZOLE_1MG, frozenset({"ai-start-bone-health"})),
+                             ANASTROZOLE_1MG, frozenset({"ai-start-bone-health", "ai-with-tamoxifen"})),
             ),
         ),
         SandboxPatient(
@@ -435,6 +470,28 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
             ),
             drafts=(
                 SandboxDraft("draft-duloxetine-maoi", "aimss-on-hold", "Duloxetine 30 mg daily",
+                             DULOXETINE_30MG, frozenset({"serotonergic-interaction"})),
+                SandboxDraft("draft-cymbalta-maoi", "aimss-on-hold", "Cymbalta 30 mg daily",
+                             CYMBALTA, frozenset({"serotonergic-interaction"})),
+            ),
+        ),
+        SandboxPatient(
+            id="aimss-washout",
+            name="Nora Washout",
+            story="On letrozole 2 years; phenelzine stopped 10 days ago; on tramadol; joint pain "
+            "3/10 last week.",
+            expected=frozenset({"exercise", "analgesic-expectations"}),
+            resources=(
+                medication_statement("aimss-washout", "aimss-washout-ai", LETROZOLE_2_5MG, months(24)),
+                medication_statement("aimss-washout", "aimss-washout-maoi", PHENELZINE_15MG, months(14), "completed")
+                | {"effectivePeriod": {"start": months(14).isoformat(), "end": days(10).isoformat()}},
+                medication_statement("aimss-washout", "aimss-washout-tramadol", TRAMADOL_50MG, months(2)),
+                pain("aimss-washout", "aimss-washout-nrs", days(7), 3),
+                *bone_health_in_order("aimss-washout", today, months(24)),
+                *normal_labs("aimss-washout", today),
+            ),
+            drafts=(
+                SandboxDraft("draft-duloxetine-washout", "aimss-washout", "Duloxetine 30 mg daily",
                              DULOXETINE_30MG, frozenset({"serotonergic-interaction"})),
             ),
         ),

@@ -64,7 +64,7 @@ def create_app(
                 "expected": sorted(p.expected),
                 "drafts": [
                     {"id": d.id, "label": d.label, "expected": sorted(d.expected),
-                     "resource": d.resource(day)}
+                     "expectedAtSign": sorted(d.expected_at_sign), "resource": d.resource(day)}
                     for d in p.drafts
                 ],
             }

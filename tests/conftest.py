@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,11 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     """Start the app with development settings plus overrides; every client is closed after."""
     clients: list[TestClient] = []
 
-    def make(clock: Callable[[], date] = lambda: TODAY, **overrides: Any) -> TestClient:
+    def make(
+        clock: Callable[[], date] = lambda: TODAY,
+        now: Callable[[], datetime] | None = None,
+        **overrides: Any,
+    ) -> TestClient:
         settings = Settings(
             **{
                 "auth_disabled": True,
@@ -63,7 +67,8 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
                 **overrides,
             }
         )
-        client = TestClient(create_app(settings, clock=clock))
+        instant = now or (lambda: datetime(*clock().timetuple()[:3], 12, tzinfo=UTC))
+        client = TestClient(create_app(settings, clock=clock, now=instant))
         client.__enter__()
         clients.append(client)
         return client

@@ -23,7 +23,7 @@ PROFILES = Path(__file__).resolve().parent.parent / "fhir_profiles"
 BASE = "http://aimss-cds.example.org/fhir/"
 TOPIC_SYSTEM = BASE + "CodeSystem/aimss-card-topics"
 VERIFICATION = BASE + "StructureDefinition/code-verification"
-HOOKS = {"patient-view", "order-select"}
+HOOKS = {"patient-view", "order-select", "order-sign"}
 
 # The ActivityDefinition ids are a contract with the rules code (findings' Order.activities).
 ACTIVITY_KINDS = {

@@ -154,6 +154,77 @@ def test_a_drafted_order_gets_its_order_select_card(page: Page) -> None:
     assert "card--critical" in found["serm-with-ai"]
 
 
+def draft(page: Page, draft_id: str) -> None:
+    """Pick a sandbox draft and select it: it joins the order set and order-select fires."""
+    page.select_option("#draft-select", draft_id)
+    page.click("#draft-button")
+    page.wait_for_selector(f'#order-set li[data-draft-id="{draft_id}"]', timeout=5_000)
+    page.wait_for_selector('#os-cards[data-state="done"]', timeout=15_000)
+
+
+def test_drafts_join_the_order_set_and_order_select_checks_the_new_one(page: Page) -> None:
+    open_patient(page, "aimss-no-dxa")
+    draft(page, "draft-raloxifene")
+    draft(page, "draft-estradiol")
+    assert page.eval_on_selector_all("#order-set li", "items => items.map(i => i.dataset.draftId)") == [
+        "draft-raloxifene", "draft-estradiol"]
+    assert set(cards_in(page, "#os-cards")) == {"estrogen-with-ai"}
+
+    page.click('#order-set li[data-draft-id="draft-raloxifene"] .remove-draft')
+    assert page.get_attribute("#order-set", "data-count") == "1"
+    open_patient(page, "aimss-no-dxa")
+    assert page.get_attribute("#order-set", "data-count") == "0"
+    assert page.is_disabled("#sign-button")
+
+
+def sign(page: Page) -> dict[str, str]:
+    page.click("#sign-button")
+    page.wait_for_selector('#sign-cards[data-state="done"]', timeout=15_000)
+    return cards_in(page, "#sign-cards")
+
+
+def test_signing_a_serm_for_a_patient_on_an_ai_shows_the_critical_card_and_remove_empties_the_order(
+    page: Page, stack: dict
+) -> None:
+    open_patient(page, "aimss-no-dxa")
+    draft(page, "draft-raloxifene")
+    found = sign(page)
+    assert set(found) == {"serm-with-ai"} and "card--critical" in found["serm-with-ai"]
+    serm = card(page, "#sign-cards", "serm-with-ai")
+    assert "raloxifene hydrochloride 60 MG Oral Tablet" in serm.locator(".detail").text_content()
+
+    serm.locator(".suggestion", has_text="Remove the draft").click()
+    page.wait_for_selector("#toast:has-text('Suggestion taken')", timeout=10_000)
+    assert serm.locator(".suggestion", has_text="instead").is_disabled(), "alternatives: one is taken"
+    assert page.get_attribute("#order-set", "data-count") == "0"
+    assert page.is_visible("#order-set-empty") and page.is_disabled("#sign-button")
+
+    database = Database(stack["database_url"])
+    try:
+        accepted = [row for row in FeedbackLog(database).rows() if row["service_id"] == "aimss-order-sign"]
+    finally:
+        database.close()
+    assert [row["card_uuid"] for row in accepted] == [serm.get_attribute("data-card-uuid")]
+
+
+def test_signing_an_order_set_gives_one_card_per_topic_and_draft(page: Page) -> None:
+    open_patient(page, "aimss-no-dxa")
+    for draft_id in ("draft-raloxifene", "draft-estradiol", "draft-tamoxifen", "draft-duavee"):
+        draft(page, draft_id)
+    page.click("#sign-button")
+    page.wait_for_selector('#sign-cards[data-state="done"]', timeout=15_000)
+    shown = sorted(page.eval_on_selector_all("#sign-cards .card", "cards => cards.map(c => c.dataset.topic)"))
+    assert shown == ["ai-with-tamoxifen", "estrogen-with-ai", "serm-with-ai", "serm-with-ai"]
+
+
+def test_signing_advice_only_drafts_shows_no_cards(page: Page) -> None:
+    open_patient(page, "aimss-sparse")
+    draft(page, "draft-letrozole")
+    assert set(cards_in(page, "#os-cards")) == {"ai-start-bone-health"}
+    assert sign(page) == {}
+    assert "No cards" in page.text_content("#sign-cards")
+
+
 def test_accept_and_dismiss_are_stored_as_feedback(page: Page, stack: dict) -> None:
     open_patient(page, "aimss-no-dxa")
     page.select_option("#draft-select", "draft-raloxifene")

@@ -43,6 +43,7 @@ EXPECTED_CARDS: dict[str, list[tuple[str, str]]] = {
     "aimss-persisting": [("aimss-plan", "warning")],
     "aimss-worsening": [("red-flags", "warning"), ("aimss-plan", "warning")],
     "aimss-on-hold": [("aimss-plan", "warning")],
+    "aimss-washout": [("aimss-plan", "info")],
     "aimss-osteoporosis": [("bone-health", "warning")],
     "aimss-sparse": [],
 }
@@ -53,6 +54,7 @@ EXPECTED_PLAN: dict[str, list[str]] = {
     "aimss-persisting": ["exercise", "switch-therapy"],
     "aimss-worsening": ["exercise", "duloxetine", "analgesic-expectations"],
     "aimss-hand": ["exercise", "hand-wrist"],
+    "aimss-washout": ["exercise", "analgesic-expectations"],
 }
 # Activities each patient already has in place: never suggested again.
 IN_PLACE: dict[str, set[str]] = {

@@ -48,13 +48,14 @@ def full_prefetch(*resources: dict) -> dict:
     return {"medicationStatements": bundle} | dict.fromkeys(others)
 
 
-def test_discovery_lists_both_services_without_empty_members(client):
+def test_discovery_lists_the_three_services_without_empty_members(client):
     response = client.get("/cds-services")
     assert response.status_code == 200
     services = {s["id"]: s for s in response.json()["services"]}
     assert {i: s["hook"] for i, s in services.items()} == {
         "aimss-patient-view": "patient-view",
         "aimss-order-select": "order-select",
+        "aimss-order-sign": "order-sign",
     }
     assert empty_members(response.json()) == []
     for service in services.values():

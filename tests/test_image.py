@@ -143,7 +143,7 @@ def test_health_and_discovery_answer_with_jwt_checks_on(running):
         "/cds-services", base=running.base))
     assert signed.status_code == 200
     services = {s["id"] for s in signed.json()["services"]}
-    assert services == {"aimss-patient-view", "aimss-order-select"}
+    assert services == {"aimss-patient-view", "aimss-order-select", "aimss-order-sign"}
 
 
 def test_the_service_runs_as_its_own_user_not_root(running):

@@ -11,7 +11,7 @@ import pytest
 
 from cds_service.clinical.facts import extract_facts
 from cds_service.clinical.facts.medications import drafted_orders
-from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.rules.order_select import evaluate_order_select, evaluate_order_sign
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
 from cds_service.settings import default_profiles_dir
 from sandbox.synthetic import LOINC, RXNORM, sandbox_drafts, sandbox_patients
@@ -21,7 +21,7 @@ PROFILES = default_profiles_dir()
 # DESIGN §4: the order-select topics; analgesic-expectations belongs to both hooks.
 ORDER_SELECT_TOPICS = {
     "serm-with-ai", "estrogen-with-ai", "tamoxifen-cyp2d6", "serotonergic-interaction",
-    "analgesic-expectations", "ai-start-bone-health",
+    "analgesic-expectations", "ai-start-bone-health", "ai-with-tamoxifen",
 }
 # The topics of the cards that group patient-view recommendations (DESIGN §4 Presentation).
 CARD_TOPICS = {"aimss-plan", "bone-health"}
@@ -103,3 +103,16 @@ def test_the_expected_topics_hold_on_any_day(knowledge, today):
             selected = drafted_orders(entries, [f"MedicationRequest/{draft.id}"], knowledge)
             found = {f.topic for f in evaluate_order_select(facts, knowledge, selected)}
             assert found == draft.expected, draft.id
+            signed = {f.topic for f in evaluate_order_sign(facts, knowledge, drafted_orders(entries, None, knowledge))}
+            assert signed == draft.expected_at_sign, draft.id
+
+
+def test_order_sign_checks_every_draft_of_a_patients_order_set(knowledge):
+    """All of a patient's drafts signed together: one finding per (topic, draft)."""
+    for patient in sandbox_patients(TODAY):
+        facts = extract_facts(patient.resources, knowledge, TODAY)
+        entries = [{"resource": draft.resource(TODAY)} for draft in patient.drafts]
+        found = sorted((f.topic, f.draft) for f in evaluate_order_sign(facts, knowledge, drafted_orders(entries, None, knowledge)))
+        expected = sorted((topic, next(d for d in drafted_orders([{"resource": draft.resource(TODAY)}], None, knowledge)).identity)
+                          for draft in patient.drafts for topic in draft.expected_at_sign)
+        assert found == expected, patient.id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import MetaData, Table, create_engine, insert, select
 
@@ -13,7 +13,7 @@ from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 from cds_service.store import Database, FeedbackLog, Store
 from cds_service.store.database import engine_url
-from cds_service.store.issued import issued_rows
+from cds_service.store.issued import draft_key, issued_rows, order_card_rows
 from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
 from cds_service.store.report import tenant_report
@@ -231,3 +231,24 @@ def test_a_database_from_before_tenants_gains_the_columns_and_keeps_its_rows(dat
         "": [1], A: [1]
     }
     Store(database_url).close()  # a second start finds every column there
+
+
+def test_order_sign_reads_only_its_tenants_overrides_at_order_select(database_url):
+    """The no-repeat at signing (DESIGN §4) is per tenant, and within its window: issuer B
+    overriding its own card and A's (by uuid) quiets only its own at signing."""
+    store = Store(database_url)
+    at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    keys = {}
+    for tenant, uuid in ((A, "sel-a"), (B, "sel-b")):
+        keys[tenant] = store.patients.key("https://fhir.a.example.org", "p-1", tenant=tenant)
+        selected = card(uuid, "serm-with-ai", "critical")
+        store.cards.record_rows(
+            issued_rows("aimss-order-select", [selected], keys[tenant], DAY, tenant=tenant),
+            draft_rows=order_card_rows("order-select", [(selected, "MedicationRequest/r-1|rx")], keys[tenant],
+                                       at, tenant=tenant),
+        )
+    store.feedback.add("aimss-order-select", [item("sel-a", code="x"), item("sel-b", code="x")], DAY, at, tenant=B)
+    answered = {("serm-with-ai", draft_key("MedicationRequest/r-1|rx"))}
+    assert store.cards.overridden_at_selection(keys[B], at - timedelta(hours=12), tenant=B) == answered
+    assert store.cards.overridden_at_selection(keys[A], at - timedelta(hours=12), tenant=A) == frozenset()
+    assert store.cards.overridden_at_selection(keys[B], at + timedelta(minutes=1), tenant=B) == frozenset()

@@ -303,7 +303,7 @@ def test_discovery_over_https_through_nginx(topology):
     assert response.status_code == 200
     assert response.url.scheme == "https"
     services = {s["id"] for s in response.json()["services"]}
-    assert services == {"aimss-patient-view", "aimss-order-select"}
+    assert services == {"aimss-patient-view", "aimss-order-select", "aimss-order-sign"}
     assert response.headers["strict-transport-security"] == "max-age=63072000"
 
 

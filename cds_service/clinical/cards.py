@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from cds_service.clinical.activities import instantiate
 from cds_service.clinical.findings import URGENCY, Datum, Finding, Order, most_urgent
@@ -50,11 +51,31 @@ def render_cards(
     grouped: bool,
     new_id: NewId = new_uuid,
 ) -> list[Card]:
-    """The cards of one hook call, most urgent first; a topic appears on one card only."""
-    unique = list({f.topic: f for f in reversed(list(findings))}.values())[::-1]
+    """The cards of one hook call, most urgent first; a topic appears on one card only (at
+    order time, once per draft)."""
+    return [card for _, card in render_findings(
+        findings, knowledge, patient_id, today, grouped=grouped, new_id=new_id
+    )]
+
+
+def render_findings(
+    findings: Iterable[Finding],
+    knowledge: Knowledge,
+    patient_id: str,
+    today: date,
+    *,
+    grouped: bool,
+    new_id: NewId = new_uuid,
+) -> list[tuple[Finding | None, Card]]:
+    """``render_cards``, each card with the one finding it shows (None for a grouped card): the
+    record of an order-time card needs its draft."""
+    keyed = {(f.topic, f.draft): f for f in reversed(list(findings))}
+    unique = list(keyed.values())[::-1]
     writer = _Writer(knowledge, patient_id, today, new_id)
     if not grouped:
-        cards = [writer.card([finding], None, None) for finding in unique]
+        pairs: list[tuple[Finding | None, Card]] = [
+            (finding, writer.card([finding], None, None)) for finding in unique
+        ]
     else:
         incomplete = next((f for f in unique if f.topic == DATA_INCOMPLETE), None)
         rest = [f for f in unique if f.topic != DATA_INCOMPLETE]
@@ -62,14 +83,16 @@ def render_cards(
         for finding in rest:
             group = knowledge.wording.card_of(finding.topic)
             groups.setdefault(group.topic if group else finding.topic, []).append(finding)
-        cards = [
-            writer.card(members, knowledge.wording.cards.get(topic), incomplete)
+        pairs = [
+            (None, writer.card(members, knowledge.wording.cards.get(topic), incomplete))
             for topic, members in groups.items()
         ]
-        if not cards and incomplete is not None:
-            cards = [writer.card([incomplete], None, None)]
+        if not pairs and incomplete is not None:
+            pairs = [(incomplete, writer.card([incomplete], None, None))]
     rank = {topic: number for number, topic in enumerate(knowledge.wording.cards)}
-    return sorted(cards, key=lambda card: (URGENCY[card.indicator], rank.get(_topic(card), len(rank))))
+    return sorted(
+        pairs, key=lambda pair: (URGENCY[pair[1].indicator], rank.get(_topic(pair[1]), len(rank)))
+    )
 
 
 def _topic(card: Card) -> str:
@@ -120,7 +143,7 @@ class _Writer:
                 topic=Coding(system=TOPIC_SYSTEM, code=topic, display=self.knowledge.topics[topic]),
             ),
             suggestions=suggestions or None,
-            selectionBehavior=("any" if len(suggestions) > 1 else "at-most-one") if suggestions else None,
+            selectionBehavior=_selection_behavior(suggestions, any(w.finding.choose_one for w in worded)),
             overrideReasons=[
                 Coding(system=OVERRIDE_SYSTEM, code=code, display=display)
                 for code, display in self.knowledge.override_reasons
@@ -260,6 +283,16 @@ class _Writer:
         if template is not None and (label := template.render(values)):
             return _capital(label)
         return "; ".join(activities[a].label for a in order.activities) or key
+
+
+def _selection_behavior(
+    suggestions: list[Suggestion], choose_one: bool
+) -> Literal["any", "at-most-one"] | None:
+    """Independent suggestions may be taken together; alternatives (remove the draft, or order
+    another drug instead) and a single suggestion are taken or not."""
+    if not suggestions:
+        return None
+    return "any" if len(suggestions) > 1 and not choose_one else "at-most-one"
 
 
 def _render(template: Template, values: Mapping[str, str]) -> str:

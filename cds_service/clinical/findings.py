@@ -57,3 +57,8 @@ class Finding:
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     orders: tuple[Order, ...] = ()
+    draft: str | None = None
+    """Order-time findings: the identity of the draft they are about (one card per topic and
+    draft; ``DraftedOrder.identity``)."""
+    choose_one: bool = False
+    """The suggestions are alternatives (remove the draft, or order another drug instead)."""

@@ -16,12 +16,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.hooks.protocol import Card
-from cds_service.store.issued import CardLedger, IssuedRow, issued_rows, recommendation_rows
+from cds_service.store.issued import (
+    CardLedger,
+    IssuedRow,
+    issued_rows,
+    order_card_rows,
+    recommendation_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,7 @@ class CardRecorder:
         self._interval = interval
         self._pending: list[IssuedRow] = []
         self._held: list[IssuedRow] = []
+        self._pending_drafts: list[IssuedRow] = []
 
     def add(
         self,
@@ -48,10 +55,23 @@ class CardRecorder:
         )
         self._held += recommendation_rows(cards)
 
+    def add_drafts(
+        self,
+        hook: str,
+        drafted: Sequence[tuple[Card, str]],
+        patient_key: str,
+        issued_at: datetime,
+        *,
+        tenant: str,
+    ) -> None:
+        """Order-time cards with the identity of their draft, for order-sign's no-repeat."""
+        self._pending_drafts += order_card_rows(hook, drafted, patient_key, issued_at, tenant=tenant)
+
     async def flush(self) -> None:
         batch, held, self._pending, self._held = self._pending, self._held, [], []
+        drafts, self._pending_drafts = self._pending_drafts, []
         if batch:
-            await run_in_threadpool(self._ledger.record_rows, batch, held)
+            await run_in_threadpool(self._ledger.record_rows, batch, held, drafts)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CardRecorder]:

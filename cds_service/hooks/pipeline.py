@@ -1,8 +1,9 @@
 """One hook call as named steps, from the parsed request to the cards. Nothing here knows HTTP.
 
-validate context -> needs data -> gather -> read facts -> evaluate rules -> drop quieted ->
-render cards -> record -> show (or not). Each step returns what it produces; none edits another's
-result. The route turns the ``HookResult`` into a response.
+validate context -> needs data -> gather -> read facts -> evaluate rules -> (order-sign: drop
+what was overridden at order-select) -> drop quieted -> render cards -> record -> show (or not).
+Each step returns what it produces; none edits another's result. The route turns the
+``HookResult`` into a response.
 
 The caller's tenant (``hooks.tenant``) keys everything stored, decides whether its
 ``fhirServer`` may be contacted (a server not in its list never is: the keys that needed it are
@@ -24,16 +25,20 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cds_service import metrics
-from cds_service.clinical.cards import render_cards
+from cds_service.clinical.cards import render_findings
 from cds_service.fhir.gather import FhirAccess, gather
-from cds_service.hooks.alert_fatigue import no_card, without_quieted
+from cds_service.hooks.alert_fatigue import (
+    no_card,
+    without_overridden_at_selection,
+    without_quieted,
+)
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
@@ -63,6 +68,8 @@ class HookEnvironment(Protocol):
     def fhir(self) -> FhirAccess: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def now(self) -> Callable[[], datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,12 @@ async def run_hook(
     with _step(service, "rules"):
         findings = await run_in_threadpool(service.evaluate, intake.facts, env.knowledge, context)
     patient_key = env.store.patients.key(request.fhirServer, context.patientId, tenant=tenant.id)
+    now = env.now()
+    if service.hook == "order-sign":
+        with _step(service, "no-repeat"):
+            findings = await without_overridden_at_selection(
+                findings, env.store.cards, patient_key, now, env.knowledge.rules.order_sign, tenant.id
+            )
     grouped = service.grouped(env.knowledge)
     with _step(service, "snooze"):
         shown = await without_quieted(
@@ -141,13 +154,18 @@ async def run_hook(
             env.knowledge.wording.card_topic if grouped else no_card,
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=grouped)
+        rendered = render_findings(shown, env.knowledge, context.patientId, today, grouped=grouped)
+    cards = [card for _, card in rendered]
     silent = not tenant.shows_cards_to(context.userId)
     if not silent:
         metrics.count_cards(service.id, cards)
-    # Recorded in the next batch: feedback on these cards can then quiet their topic.
+    # Recorded in the next batch: feedback on these cards can then quiet their topic, and an
+    # override at order-select can keep its draft's card from repeating at signing.
     with _step(service, "record", timed=False):
         env.recorder.add(service.id, cards, patient_key, today, tenant=tenant.id, silent=silent)
+        drafted = [(card, finding.draft) for finding, card in rendered if finding and finding.draft]
+        if drafted:
+            env.recorder.add_drafts(service.hook, drafted, patient_key, now, tenant=tenant.id)
     if silent:
         return HookResult("cards", unavailable=intake.unavailable, silent=cards)
     return HookResult("cards", cards=cards, unavailable=intake.unavailable)

@@ -70,6 +70,13 @@ class OrderSelectContext(PatientViewContext):
     draftOrders: DraftOrders
 
 
+class OrderSignContext(PatientViewContext):
+    """order-sign: every draft being signed, no selections (the public sandbox's Rx Sign sends
+    exactly ``{patientId, userId, draftOrders}``)."""
+
+    draftOrders: DraftOrders
+
+
 class HookRequest(_Lenient):
     hook: NonEmpty
     hookInstance: NonEmpty

@@ -1,9 +1,12 @@
-"""The two CDS services: discovery entries, the data each reads, and how it decides.
+"""The three CDS services: discovery entries, the data each reads, and how it decides.
 
 Prefetch templates are built at start-up from the ValueSets, so the codes a query asks for
 and the codes the facts recognise come from one place. Templates use only CDS Hooks 2.0
 tokens and the 2.0 query subset (token equality lists, ``_sort``, ``_count``), plus
 ``_include`` of the Medications an order references (US Core servers support it; README, Data).
+Each service asks only for what its rules read: order-select for medications, DXA (a baseline
+at AI start) and pain, BPI and conditions (what to expect from analgesics); order-sign for
+medications only.
 """
 
 from __future__ import annotations
@@ -20,13 +23,23 @@ from cds_service.clinical.facts.model import (
     PatientFacts,
 )
 from cds_service.clinical.findings import Finding
-from cds_service.clinical.rules.order_select import evaluate_order_select
+from cds_service.clinical.rules.order_select import (
+    SAFETY_DRAFT_GROUPS,
+    evaluate_order_select,
+    evaluate_order_sign,
+)
 from cds_service.clinical.rules.patient_view import evaluate_patient_view
-from cds_service.hooks.protocol import OrderSelectContext, PatientViewContext, ServiceDescription
+from cds_service.hooks.protocol import (
+    OrderSelectContext,
+    OrderSignContext,
+    PatientViewContext,
+    ServiceDescription,
+)
 from cds_service.knowledge.loader import Knowledge
 
 PATIENT_VIEW = "aimss-patient-view"
 ORDER_SELECT = "aimss-order-select"
+ORDER_SIGN = "aimss-order-sign"
 
 Evaluate = Callable[[PatientFacts, Knowledge, Any], list[Finding]]
 
@@ -83,12 +96,17 @@ class CdsService:
 
 
 def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
-    keys = _patient_keys(knowledge)
-    usage = (
-        "Needs read access to the patient's MedicationStatement, MedicationRequest, Observation "
-        "and Procedure resources, through prefetch or `fhirServer` with `fhirAuthorization`. "
-        "Calls must carry a JWT from a trusted issuer."
-    )
+    keys = {key.name: key for key in _patient_keys(knowledge)}
+
+    def only(*names: str) -> tuple[DataKey, ...]:
+        return tuple(keys[name] for name in names)
+
+    medications = ("medicationStatements", "medicationRequests")
+    order_select_keys = only(*medications, "dxaObservations", "dxaProcedures", "dxaReports", "painObservations",
+                             "bpiResponses", "conditions")
+    jwt = "Calls must carry a JWT from a trusted issuer."
+    reads = ("through prefetch or `fhirServer` with `fhirAuthorization`; without the medications "
+             "the call is answered 412.")
     services = (
         CdsService(
             id=PATIENT_VIEW,
@@ -98,8 +116,12 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
                 "For patients on an aromatase inhibitor: musculoskeletal symptoms (AIMSS), "
                 "bone health and adherence, with the data and evidence behind each card."
             ),
-            usage_requirements=usage,
-            keys=keys,
+            usage_requirements=(
+                "Register on `patient-view`. Reads the patient's MedicationStatement, "
+                "MedicationRequest, Observation (DXA, pain, BPI, labs), QuestionnaireResponse, "
+                f"Condition, ServiceRequest and Procedure resources, {reads} {jwt}"
+            ),
+            keys=tuple(keys.values()),
             required_sources=frozenset({DataSource.MEDICATIONS}),
             context_model=PatientViewContext,
             evaluate=lambda facts, knowledge, context: evaluate_patient_view(facts, knowledge),
@@ -113,23 +135,59 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
                 "Checks a drafted medication against aromatase-inhibitor therapy: interactions, "
                 "bone health at AI start, and what to expect from analgesics."
             ),
-            usage_requirements=usage,
-            keys=keys,
+            usage_requirements=(
+                "Register on `order-select`; checks the drafts named in `selections` (R4 "
+                "MedicationRequest with an RxNorm code). Reads the patient's MedicationStatement "
+                "and MedicationRequest, DXA Observations, Procedures and DiagnosticReports, pain and BPI "
+                f"Observations, QuestionnaireResponses and Conditions, {reads} Drafts without a "
+                f"known drug are answered at once with no cards. {jwt}"
+            ),
+            keys=order_select_keys,
             required_sources=frozenset({DataSource.MEDICATIONS}),
             context_model=OrderSelectContext,
             evaluate=lambda facts, knowledge, context: evaluate_order_select(
-                facts, knowledge, _drafts(context, knowledge)
+                facts, knowledge, _selected_drafts(context, knowledge)
             ),
-            needs_data=lambda context, knowledge: bool(_drafts(context, knowledge)),
+            needs_data=lambda context, knowledge: bool(_selected_drafts(context, knowledge)),
+        ),
+        CdsService(
+            id=ORDER_SIGN,
+            hook="order-sign",
+            title="AIMSS: safety checks when orders are signed",
+            description=(
+                "Checks every order being signed against aromatase-inhibitor therapy: a SERM, "
+                "estrogen or tamoxifen with an AI, tamoxifen with CYP2D6 inhibitors, and "
+                "duloxetine with MAOIs or other serotonergic drugs. One card per problem and order."
+            ),
+            usage_requirements=(
+                "Register on `order-sign`; checks every draft in `draftOrders` (R4 "
+                "MedicationRequest with an RxNorm code). Reads the patient's MedicationStatement "
+                f"and MedicationRequest resources only, {reads} Drafts no safety check concerns "
+                "are answered at once with no cards. A card overridden with a reason at "
+                f"`order-select` is not repeated here for the same draft (send feedback). {jwt}"
+            ),
+            keys=only(*medications),
+            required_sources=frozenset({DataSource.MEDICATIONS}),
+            context_model=OrderSignContext,
+            evaluate=lambda facts, knowledge, context: evaluate_order_sign(
+                facts, knowledge, _signed_drafts(context, knowledge)
+            ),
+            needs_data=lambda context, knowledge: bool(_signed_drafts(context, knowledge)),
         ),
     )
     return {service.id: service for service in services}
 
 
-def _drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple[DraftedOrder, ...]:
+def _selected_drafts(context: OrderSelectContext, knowledge: Knowledge) -> tuple[DraftedOrder, ...]:
     """The selected drafts with a drug we know. The sandbox fires order-select before a drug is
     chosen and on every edit: such drafts answer at once with no cards, without reading the chart."""
     return drafted_orders(context.draftOrders.entry, context.selections, knowledge)
+
+
+def _signed_drafts(context: OrderSignContext, knowledge: Knowledge) -> tuple[DraftedOrder, ...]:
+    """Every draft being signed whose drug a safety check reads: no other needs the chart."""
+    drafts = drafted_orders(context.draftOrders.entry, None, knowledge)
+    return tuple(d for d in drafts if d.groups & SAFETY_DRAFT_GROUPS)
 
 
 def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:

@@ -128,6 +128,20 @@ class AimssPlanRules(_Section):
     warning_min_bpi_interference: Score
 
 
+class SerotonergicRules(_Section):
+    """The reverse direction of duloxetine's washout (an MAOI drafted after duloxetine); the
+    forward one is ``[duloxetine-safety] washout_days``, shared with every duloxetine card."""
+
+    duloxetine_washout_days: int = Field(ge=0)
+
+
+class OrderSignRules(_Section):
+    """order-sign leaves out a safety card overridden at order-select for the same draft within
+    this many hours (the ordering session)."""
+
+    no_repeat_hours: float = Field(ge=0)
+
+
 class SnoozeRules(_Section):
     """Alert fatigue: which override reasons quiet a topic for a patient, and for how long."""
 
@@ -152,6 +166,8 @@ class RulesConfig(_Section):
     switch_therapy: SwitchTherapyRules = Field(alias="switch-therapy")
     red_flags: RedFlagsRules = Field(alias="red-flags")
     ai_start_bone_health: AiStartBoneHealthRules = Field(alias="ai-start-bone-health")
+    serotonergic_interaction: SerotonergicRules = Field(alias="serotonergic-interaction")
+    order_sign: OrderSignRules = Field(alias="order-sign")
     snooze: SnoozeRules
 
 

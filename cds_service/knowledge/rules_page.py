@@ -48,6 +48,16 @@ SYSTEM_NAMES = {
 }
 GENERAL_SECTIONS = {
     "facts": ("General data rules", "used by several topics."),
+    "order-sign": (
+        "Signing: safety checks without repeats",
+        (
+            "order-sign checks every draft being signed with the safety topics (`serm-with-ai`, "
+            "`estrogen-with-ai`, `tamoxifen-cyp2d6`, `serotonergic-interaction`, "
+            "`ai-with-tamoxifen`); advice stays at order-select. A safety card shown at "
+            "order-select and overridden there with any reason is not repeated at signing for the "
+            "same patient, draft (its id and drug) and topic within this window."
+        ),
+    ),
     "presentation": (
         "Presentation: plan cards or one card per recommendation",
         "patient-view only; grouped cards (`aimss-plan`, `bone-health`, `red-flags`) list the "
@@ -69,9 +79,9 @@ GENERAL_SECTIONS = {
         "Alert fatigue: quieting a card after an override",
         "an override with one of these reasons (system "
         "`http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons`) quiets that card "
-        "(its topic: a plan card, or one recommendation) for that patient, on both hooks and "
+        "(its topic: a plan card, or one recommendation) for that patient, on every hook and "
         "every worker. **Critical cards are never "
-        "quieted** (the safety warnings of order-select: a SERM or estrogen with an AI, a "
+        "quieted** (the safety warnings at order time: a SERM or estrogen with an AI, a "
         "duloxetine-MAOI interaction), nor is `data-incomplete`, which says what could not be "
         "read on this call.",
     ),
@@ -88,9 +98,11 @@ thresholds in `rules.toml`. It says exactly what the service does; to change a r
 files (or a site's rules file) and regenerate the page.
 
 - Each numbered section is one **recommendation**: one card topic (`source.topic.code` on the
-  card). A response carries at most one card per topic.
-- **Hooks**: when the EHR asks: `patient-view` (a chart is opened) or `order-select` (a clinician
-  is drafting an order, which the service checks against the chart).
+  card). A response carries at most one card per topic, except at order time: one card per
+  topic and drafted order.
+- **Hooks**: when the EHR asks: `patient-view` (a chart is opened), `order-select` (a clinician
+  is drafting an order, which the service checks against the chart) or `order-sign` (the
+  clinician signs; every draft is checked with the safety topics).
 - **When it fires**: the trigger in words. Names in `code` style with a value in brackets are
   thresholds from `rules.toml`: section `[topic]` unless written `section.key`. Value-set names
   refer to the ValueSets listed at the end.

@@ -43,13 +43,15 @@ class FeedbackLog:
         service_id: str,
         items: Iterable[FeedbackItem],
         received_on: date,
+        received_at: datetime | None = None,
         *,
         tenant: str,
     ) -> int:
         """Store every item that fits in one transaction and return how many were new (a
         duplicate of a stored item is ignored); raise ``FeedbackRefused`` after storing them
-        if some did not fit."""
-        received_at = datetime.now(UTC)
+        if some did not fit. ``received_at`` is the service's clock (injected in tests); it
+        defaults to now, UTC."""
+        received_at = received_at or datetime.now(UTC)
         rows = [_row(tenant, service_id, item, received_at, received_on) for item in items]
         refused = {i: why for i, row in enumerate(rows) if (why := unfit_values(feedback, row))}
         stored = self._store([row for i, row in enumerate(rows) if i not in refused])

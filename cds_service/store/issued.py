@@ -12,9 +12,10 @@ configuration applies at once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
@@ -25,7 +26,13 @@ from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
 from .faults import StoreError, StoreFault
-from .schema import feedback, issued_cards, issued_recommendations, patient_overrides
+from .schema import (
+    feedback,
+    issued_cards,
+    issued_recommendations,
+    order_card_drafts,
+    patient_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,35 @@ def issued_rows(
     ]
 
 
+def draft_key(identity: str) -> str:
+    """A draft's stored identity: a hash, so no order id or drug is kept in the clear."""
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def order_card_rows(
+    hook: str,
+    drafted: Sequence[tuple[Card, str]],
+    patient_key: str,
+    issued_at: datetime,
+    *,
+    tenant: str,
+) -> list[IssuedRow]:
+    """The ``order_card_drafts`` rows of one order-time call: each card with its draft."""
+    return [
+        {
+            "card_uuid": card.uuid,
+            "tenant": tenant,
+            "hook": hook,
+            "patient_key": patient_key,
+            "topic": card.source.topic.code,
+            "draft_key": draft_key(draft),
+            "issued_at": issued_at,
+        }
+        for card, draft in drafted
+        if card.source.topic is not None
+    ]
+
+
 def recommendation_rows(cards: Sequence[Card]) -> list[IssuedRow]:
     """The ``issued_recommendations`` rows of one call's cards: each recommendation a card holds
     (a grouped card's list, else its own topic) and each suggestion's recommendation."""
@@ -79,9 +115,15 @@ class CardLedger:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def record_rows(self, rows: list[IssuedRow], recommendations: Sequence[IssuedRow] = ()) -> None:
-        """Store issued cards, of one call or of many, in one transaction. A failure costs only
-        the snooze of these cards, never a hook call: it is logged, not raised."""
+    def record_rows(
+        self,
+        rows: list[IssuedRow],
+        recommendations: Sequence[IssuedRow] = (),
+        draft_rows: Sequence[IssuedRow] = (),
+    ) -> None:
+        """Store issued cards (with the recommendations they held, and the drafts of order-time
+        cards), of one call or of many, in one transaction. A failure costs only the snooze and
+        the no-repeat of these cards, never a hook call: it is logged, not raised."""
         if not rows:
             return
         try:
@@ -92,9 +134,42 @@ class CardLedger:
                     keys = ("card_uuid", "recommendation", "suggestion_uuid")
                     held = self._db.insert_ignoring_conflicts(issued_recommendations, *keys)
                     connection.execute(held, list(recommendations))
+                if draft_rows:
+                    drafts = self._db.insert_ignoring_conflicts(order_card_drafts, "card_uuid")
+                    connection.execute(drafts, list(draft_rows))
                 link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
         except (StoreFault, StoreError) as error:
             log.error("issued cards not recorded: %s", error)
+
+    def overridden_at_selection(
+        self, patient_key: str, since: datetime, *, tenant: str
+    ) -> frozenset[tuple[str, str]]:
+        """(topic, draft key) of this patient's order-select cards that the tenant's clinicians
+        overrode with a reason (any reason, any code system) since ``since``. A store fault
+        answers none: the call repeats the safety card rather than fail."""
+        query = (
+            select(order_card_drafts.c.topic, order_card_drafts.c.draft_key)
+            .distinct()
+            .join(
+                feedback,
+                (feedback.c.card_uuid == order_card_drafts.c.card_uuid)
+                & (feedback.c.tenant == order_card_drafts.c.tenant),
+            )
+            .where(
+                order_card_drafts.c.tenant == tenant,
+                order_card_drafts.c.patient_key == patient_key,
+                order_card_drafts.c.hook == "order-select",
+                feedback.c.outcome == "overridden",
+                feedback.c.override_code.is_not(None),
+                feedback.c.received_at >= since,
+            )
+        )
+        try:
+            with self._db.reading(self._db.fast) as connection:
+                return frozenset((row.topic, row.draft_key) for row in connection.execute(query))
+        except StoreFault as fault:
+            log.error("order-select overrides not read, safety cards repeated: %s", fault)
+            return frozenset()
 
     def snoozed_topics(
         self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str

@@ -74,6 +74,22 @@ issued_cards = Table(
     Column("silent", Boolean, nullable=False, server_default=false()),
 )
 
+order_card_drafts = Table(
+    "order_card_drafts",
+    metadata,
+    # The draft an order-time card was about (a SHA-256 of its reference and drug codes), on
+    # which hook, and when: what lets order-sign leave out a safety card already overridden at
+    # order-select for the same patient, draft and topic (``issued.overridden_at_selection``).
+    Column("card_uuid", String(100), primary_key=True),
+    tenant_column(),
+    Column("hook", String(40), nullable=False),
+    Column("patient_key", String(64), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("draft_key", String(64), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Index("ix_order_card_drafts_patient", "tenant", "patient_key", "hook", "issued_at"),
+)
+
 issued_recommendations = Table(
     "issued_recommendations",
     metadata,

@@ -39,15 +39,23 @@ log = logging.getLogger("aimss_cds")
 logs.install()
 
 Clock = Callable[[], date]
+Now = Callable[[], datetime]
 
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) -> FastAPI:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_today, now: Now = utc_now
+) -> FastAPI:
     """Build the service; knowledge and configuration problems raise ``ConfigurationError``
-    here, before serving."""
+    here, before serving. ``clock`` gives the date the rules read; ``now`` the instant that
+    order-sign's no-repeat window and received feedback are timed by (both injected in tests)."""
     settings = settings or configuration.load_settings()
     knowledge = configuration.knowledge(settings)
     issuers = configuration.trusted_issuers(settings)
@@ -84,6 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
                     max_per_call=settings.max_resources_per_call,
                 ),
                 clock=clock,
+                now=now,
             )
             # What start-up built (knowledge, models, libraries) lives as long as the worker.
             # Frozen, it is skipped by the collector's full passes, which otherwise walk it all

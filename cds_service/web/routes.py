@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -50,6 +50,7 @@ class Runtime:
     audience_base: str
     fhir: FhirAccess
     clock: Callable[[], date]
+    now: Callable[[], datetime]
 
 
 # The HTTP status and OperationOutcome code of each outcome that is not cards.
@@ -117,7 +118,7 @@ def routes() -> APIRouter:
             stored = await run_in_threadpool(
                 functools.partial(
                     runtime.store.feedback.add,
-                    service_id, body.feedback, runtime.clock(), tenant=tenant.id,
+                    service_id, body.feedback, runtime.clock(), runtime.now(), tenant=tenant.id,
                 )
             )
         except FeedbackRefused as refused:  # the request models should have caught it first

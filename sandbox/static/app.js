@@ -1,17 +1,23 @@
-/* The sandbox EHR: picks a patient, fires patient-view and order-select at AIMSS CDS, shows the
- * cards as a clinician sees them, and sends feedback. Every call carries a JWT signed here with
+/* The sandbox EHR: picks a patient, fires patient-view, order-select and order-sign at AIMSS CDS,
+ * shows the cards as a clinician sees them, applies taken suggestions to the orders being
+ * drafted, and sends feedback. Every call carries a JWT signed here with
  * WebCrypto (ES384: ECDSA P-384 / SHA-384), so the service's real JWT checks run. */
 "use strict";
 
 const PATIENT_VIEW = "aimss-patient-view";
 const ORDER_SELECT = "aimss-order-select";
+const ORDER_SIGN = "aimss-order-sign";
 const USER = "Practitioner/sandbox-clinician";
 const INDICATOR_LABEL = { critical: "Critical", warning: "Warning", info: "Info" };
 /* A grouped card lists its recommendations, and each suggestion names its own (cds_service/clinical/cards.py). */
 const RECOMMENDATIONS = "org.example.aimss-cds.recommendations";
 const RECOMMENDATION = "org.example.aimss-cds.recommendation";
 
-const state = { config: null, key: null, kid: null, patients: [], patient: null };
+/* orders: the order set being drafted for the open chart, as an EHR holds it until signing:
+ * [{id, label, resource}]. discovered: the service ids the discovery call listed. */
+const state = {
+  config: null, key: null, kid: null, patients: [], patient: null, orders: [], discovered: new Set(),
+};
 const $ = (id) => document.getElementById(id);
 
 /* ---- signing --------------------------------------------------------------------------- */
@@ -102,7 +108,10 @@ async function openChart(patient) {
   $("pv-panel").hidden = false;
   $("order-panel").hidden = false;
   renderDraftChoices(patient);
+  state.orders = [];
+  renderOrders();
   clearCards($("os-cards"));
+  clearCards($("sign-cards"));
   await fireHook($("pv-cards"), PATIENT_VIEW, {
     hookInstance: crypto.randomUUID(),
     hook: "patient-view",
@@ -125,10 +134,13 @@ function renderDraftChoices(patient) {
   $("no-drafts").hidden = !none;
 }
 
+/** Selecting a drug adds it to the order set and fires order-select: the whole set in
+ * draftOrders, the new draft in selections (as an EHR sends it). */
 async function selectOrder(event) {
   event.preventDefault();
   const patient = state.patient;
   const draft = patient.drafts.find((d) => d.id === $("draft-select").value);
+  addOrder({ id: draft.id, label: draft.label, resource: structuredClone(draft.resource) });
   await fireHook($("os-cards"), ORDER_SELECT, {
     hookInstance: crypto.randomUUID(),
     hook: "order-select",
@@ -137,9 +149,79 @@ async function selectOrder(event) {
       patientId: patient.id,
       userId: USER,
       selections: [`MedicationRequest/${draft.id}`],
-      draftOrders: { resourceType: "Bundle", entry: [{ resource: draft.resource }] },
+      draftOrders: draftOrders(),
     },
   });
+}
+
+/** "Sign orders" fires order-sign with every draft of the order set and no selections. */
+async function signOrders() {
+  const patient = state.patient;
+  await fireHook($("sign-cards"), ORDER_SIGN, {
+    hookInstance: crypto.randomUUID(),
+    hook: "order-sign",
+    fhirServer: state.config.fhirServer,
+    context: { patientId: patient.id, userId: USER, draftOrders: draftOrders() },
+  });
+}
+
+/* ---- the order set --------------------------------------------------------------------- */
+
+function draftOrders() {
+  return { resourceType: "Bundle", entry: state.orders.map((order) => ({ resource: order.resource })) };
+}
+
+const reference = (resource) => `${resource.resourceType}/${resource.id}`;
+
+function addOrder(order) {
+  state.orders = state.orders.filter((o) => reference(o.resource) !== reference(order.resource));
+  state.orders.push(order);
+  renderOrders();
+}
+
+/** A card's delete action names the draft by relative reference ("MedicationRequest/id"). */
+function removeOrder(resourceId) {
+  state.orders = state.orders.filter((o) => reference(o.resource) !== resourceId && o.resource.id !== resourceId);
+  renderOrders();
+}
+
+/** A resource a suggestion creates joins the order set as a draft of its own. */
+function orderFromResource(resource) {
+  const draft = { ...structuredClone(resource), id: resource.id || `sandbox-${crypto.randomUUID()}` };
+  const concept = draft.medicationCodeableConcept || draft.code || {};
+  const label = concept.text || (concept.coding && concept.coding[0] && concept.coding[0].display) || draft.resourceType;
+  return { id: draft.id, label, resource: draft };
+}
+
+function applyActions(suggestion) {
+  for (const action of suggestion.actions || []) {
+    if (action.type === "delete" && action.resourceId) removeOrder(action.resourceId);
+    else if (action.type === "create" && action.resource) addOrder(orderFromResource(action.resource));
+  }
+}
+
+function renderOrders() {
+  const list = $("order-set");
+  list.replaceChildren();
+  for (const order of state.orders) {
+    const item = document.createElement("li");
+    item.dataset.draftId = order.id;
+    const label = document.createElement("span");
+    label.textContent = order.label;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove-draft";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove ${order.label}`);
+    remove.addEventListener("click", () => removeOrder(reference(order.resource)));
+    item.append(label, remove);
+    list.append(item);
+  }
+  list.dataset.count = String(state.orders.length);
+  $("order-set-empty").hidden = state.orders.length > 0;
+  const signable = state.discovered.has(ORDER_SIGN);
+  $("sign-button").disabled = !signable || state.orders.length === 0;
+  $("sign-note").textContent = signable ? "" : "The CDS service lists no order-sign service.";
 }
 
 function clearCards(container) {
@@ -292,6 +374,11 @@ async function sendFeedback(serviceId, item) {
 
 async function acceptSuggestion(card, suggestion, button, serviceId) {
   button.disabled = true;
+  if (card.selectionBehavior === "at-most-one") {
+    // Alternatives (remove the draft, or order another drug instead): one may be taken.
+    for (const other of button.parentElement.querySelectorAll(".suggestion")) other.disabled = true;
+  }
+  applyActions(suggestion);
   const { status } = await sendFeedback(serviceId, {
     card: card.uuid, outcome: "accepted", acceptedSuggestions: [{ id: suggestion.uuid }],
   });
@@ -337,11 +424,14 @@ async function start() {
   state.patients = await (await fetch("/patients.json")).json();
   renderPatientList();
   $("order-form").addEventListener("submit", selectOrder);
+  $("sign-button").addEventListener("click", signOrders);
   const services = $("services");
   try {
     const { status, json } = await callService("GET", "/cds-services");
     if (status !== 200) throw new Error(`HTTP ${status}`);
-    services.textContent = `CDS services: ${json.services.map((s) => s.id).join(", ")}`;
+    state.discovered = new Set(json.services.map((s) => s.id));
+    services.textContent = `CDS services: ${[...state.discovered].join(", ")}`;
+    renderOrders();
     services.dataset.state = "ready";
   } catch (error) {
     services.textContent = `CDS service unavailable at ${state.config.cdsBaseUrl}`;

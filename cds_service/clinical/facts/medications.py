@@ -127,13 +127,17 @@ def _medication_codings(
 
 
 def drafted_orders(
-    entries: Iterable[Mapping[str, Any]], selections: Iterable[str], knowledge: Knowledge
+    entries: Iterable[Mapping[str, Any]], selections: Iterable[str] | None, knowledge: Knowledge
 ) -> tuple[DraftedOrder, ...]:
-    selected = set(selections)
+    """The drafts with a drug we know: those in ``selections`` (order-select), or every draft
+    when there are none to select from (order-sign signs them all)."""
+    selected = None if selections is None else set(selections)
     drafts = []
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping) or reference_key(resource) not in selected:
+        if not isinstance(resource, Mapping):
+            continue
+        if selected is not None and reference_key(resource) not in selected:
             continue
         concept = resource.get("medicationCodeableConcept")
         matches = knowledge.matches(codings(concept))
@@ -141,5 +145,6 @@ def drafted_orders(
             drafts.append(DraftedOrder(
                 str(reference_key(resource)), concept_text(concept) or matches[0].display,
                 frozenset(m.valueset for m in matches), unverified(matches),
+                tuple(sorted({f"{m.system}|{m.code}" for m in matches})),
             ))
     return tuple(drafts)

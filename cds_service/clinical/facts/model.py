@@ -183,12 +183,20 @@ class PatientFacts:
 
 @dataclass(frozen=True)
 class DraftedOrder:
-    """A selected order-select draft whose drug is in one of the value sets."""
+    """A draft order whose drug is in one of the value sets."""
 
     resource_id: str
     name: str
     groups: frozenset[str]
     unverified_codes: tuple[str, ...]
+    drug: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """The draft as the same draft across hook calls: its reference and its drug. The public
+        sandbox gives every draft the id ``request-123``, so the id alone would not tell a
+        raloxifene draft from the estradiol that replaced it."""
+        return f"{self.resource_id}|{','.join(self.drug)}"
 
 
 Coded = tuple[Resource, tuple[CodeMatch, ...]]
