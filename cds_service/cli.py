@@ -1,22 +1,35 @@
-"""``aimss-cds``: the operator's command line (DESIGN §8)."""
+"""``aimss-cds``: the operator's command line (DESIGN §8).
+
+A configuration problem is one line naming the setting and a non-zero exit, never a traceback
+(``configuration``): ``serve`` checks before it starts the workers, ``check`` prints every check.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import logging.config
 import os
 import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
-from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service import logs
-from cds_service.knowledge.loader import KnowledgeError, load_knowledge
+from cds_service import configuration, logs
+from cds_service.configuration import ConfigurationError, variable
 from cds_service.metrics import MULTIPROC_ENV
 from cds_service.settings import Settings
+
+log = logging.getLogger("aimss_cds")
+
+CANNOT_START = 2
+"""``serve`` and ``report`` could not begin: a setting is wrong (the line says which)."""
+PROBLEMS_FOUND = 1
+"""``check`` ran every check and at least one failed."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         description="AIMSS CDS: a CDS Hooks 2.0 service for aromatase-inhibitor therapy. "
         "Configured by AIMSS_* environment variables (see the README).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('aimss-cds')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the CDS Hooks service")
@@ -32,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
-    commands.add_parser("check", help="load and validate the knowledge artifacts and rules, then exit")
+    commands.add_parser(
+        "check",
+        help="check the configuration (settings, issuers file, database, base URL, knowledge "
+        "and rules), one line per check; exits 1 on any problem",
+    )
 
     report = commands.add_parser(
         "report", help="acceptance and override rates per card topic, from the feedback store"
@@ -43,24 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-        logs.install()
-        logging.basicConfig(level=settings.log_level.upper(), format=logs.FORMAT)
-        knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
-    except (KnowledgeError, ValidationError, ValueError) as error:
-        print(f"aimss-cds: cannot start: {error}", file=sys.stderr)
-        return 2
     if args.command == "check":
-        print(
-            f"knowledge OK: {len(knowledge.valuesets)} value sets, "
-            f"{len(knowledge.recommendations)} recommendations, "
-            f"{len(knowledge.activities)} activity definitions"
-        )
-        return 0
+        return _check()
+    try:
+        settings = configuration.load_settings()
+    except ConfigurationError as error:
+        return _cannot_start(error)
+    logging.config.dictConfig(logs.config(settings.log_level, settings.log_format))
+    logs.install()
     if args.command == "report":
         return _report(settings, args.days, args.json)
-    return _serve(args.host, args.port, args.workers, settings.log_level)
+    return _serve(settings, args.host, args.port, args.workers)
+
+
+def _cannot_start(error: ConfigurationError) -> int:
+    print(f"aimss-cds: cannot start: {error}", file=sys.stderr)
+    return CANNOT_START
 
 
 def _days(value: str) -> int:
@@ -71,15 +87,32 @@ def _days(value: str) -> int:
 
 
 def _report(settings: Settings, days: int | None, as_json: bool) -> int:
+    """Reads the database ``serve`` writes, opened read-only: a wrong path is a message, never
+    a new empty database."""
     from cds_service.store import Database
     from cds_service.store.report import format_report, topic_report
 
+    path = configuration.sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        print(
+            f"aimss-cds: no database at {path.absolute()} "
+            f"({variable('database_url')}={configuration.redacted(settings.database_url)}): "
+            "run the report where `aimss-cds serve` runs, with the same "
+            f"{variable('database_url')}",
+            file=sys.stderr,
+        )
+        return CANNOT_START
     since = datetime.now(UTC).date() - timedelta(days=days) if days is not None else None
-    database = Database(settings.database_url)
     try:
-        report = topic_report(database, since)
-    finally:
-        database.close()
+        database = Database(settings.database_url, read_only=True)
+        try:
+            report = topic_report(database, since)
+        finally:
+            database.close()
+    except (SQLAlchemyError, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
+        problem = configuration.database_problem(settings.database_url, error)
+        print(f"aimss-cds: cannot read the database: {problem}", file=sys.stderr)
+        return CANNOT_START
     if as_json:
         window = since.isoformat() if since else None
         print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
@@ -88,9 +121,27 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
     return 0
 
 
-def _serve(host: str, port: int, workers: int, log_level: str) -> int:
+def _check() -> int:
+    """Every check, one line each (``ok``, ``warn`` or ``FAIL``); 1 if any failed."""
+    lines = [("warn", warning) for warning in configuration.unknown_variables()]
+    lines += configuration.check_all()
+    for status, text in lines:
+        print(f"{status:<4}  {text}")
+    return PROBLEMS_FOUND if any(status == "FAIL" for status, _ in lines) else 0
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
+    for warning in configuration.unknown_variables():
+        log.warning("%s", warning)
+    try:
+        issuers = configuration.trusted_issuers(settings)
+        configuration.knowledge(settings)
+        configuration.check_database(settings, create=True)
+    except ConfigurationError as error:
+        return _cannot_start(error)
+    log.info("%s", configuration.Effective(settings, issuers, workers).line())
     # Workers are separate processes: their metrics meet in a fresh directory that any
     # worker's /metrics reads whole (prometheus-client multiprocess mode).
     metrics_dir = tempfile.mkdtemp(prefix="aimss-metrics-") if workers > 1 else None
@@ -98,13 +149,13 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> int:
         os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         uvicorn.run(
-            "cds_service.web.app:create_app",
+            "cds_service.web.worker:app",
             factory=True,
             host=host,
             port=port,
             workers=workers,
-            log_level=log_level.lower(),
-            log_config=logs.config(log_level),
+            log_level=settings.log_level.lower(),
+            log_config=logs.config(settings.log_level, settings.log_format),
             access_log=False,
         )
     finally:

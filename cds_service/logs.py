@@ -5,14 +5,19 @@ call), set from a contextvar so lines logged in FHIR tasks or threads of the sam
 correlated too. httpx and httpcore log request URLs (with patient ids) and headers below
 WARNING, and SQLAlchemy logs statement parameters at INFO: those records are dropped at their
 loggers, whatever level an operator configures.
+
+Two formats: ``text`` (``FORMAT``, for people) and ``json`` (``JsonFormatter``: one object a
+line, for log pipelines).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s hookInstance=%(hookInstance)s %(message)s"
@@ -65,14 +70,32 @@ class DefaultHookInstance(logging.Filter):
         return True
 
 
-def config(level: str) -> dict[str, Any]:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, hookInstance, message, and
+    the stack frames when a record carries an exception. Newlines stay inside the object."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "hookInstance": getattr(record, "hookInstance", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def config(level: str, log_format: str = "text") -> dict[str, Any]:
     """``logging.config.dictConfig`` of ``aimss-cds serve``, handed to uvicorn, which applies it
     in every worker process (a configuration made in the parent alone does not reach them)."""
+    formatter = {"()": JsonFormatter} if log_format == "json" else {"format": FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"hook": {"()": DefaultHookInstance}},
-        "formatters": {"aimss": {"format": FORMAT}},
+        "formatters": {"aimss": formatter},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_DATABASE_URL = "sqlite:///.data/aimss-cds.db"
+"""Under the working directory: ``serve``, ``report`` and ``scripts/run.sh`` share it."""
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
 def default_profiles_dir() -> Path:
@@ -38,8 +43,9 @@ class Settings(BaseSettings):
         "(its private key is public, so anyone can sign as it).",
     )
     database_url: str = Field(
-        default="sqlite:///aimss-cds.db",
-        description="`sqlite:///path` or `postgresql://...` for feedback and shared state.",
+        default=DEFAULT_DATABASE_URL,
+        description="`sqlite:///path` or `postgresql://...` for feedback and shared state; "
+        "default: .data/aimss-cds.db under the working directory.",
     )
     patient_hash_key: SecretStr | None = Field(
         default=None,
@@ -67,8 +73,26 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Most Bundle pages followed per prefetch key."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` for people, `json` (one object a line) for pipelines."
+    )
 
     @field_validator("public_base_url")
     @classmethod
-    def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _absolute_base_url(cls, value: str | None) -> str | None:
+        """``aud`` is compared with this plus the path: a typo here refuses every call."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL such as https://cds.example.org")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()

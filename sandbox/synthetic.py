@@ -281,12 +281,12 @@ def sandbox_patients(today: date) -> list[SandboxPatient]:
         SandboxPatient(
             id="aimss-recent-dxa",
             name="Beth Letrozole",
-            story="On letrozole for 14 months (a MedicationRequest); first DXA only 5 months ago "
-            "(T-score -1.2), so no baseline near the AI start.",
+            story="On letrozole for 4 months (a MedicationRequest); last DXA 20 months ago "
+            "(T-score -1.2), long before the AI: no baseline near its start.",
             expected=frozenset({"bone-density-scan", "symptom-assessment", "bone-protection"}),
             resources=(
-                medication_request("aimss-recent-dxa", "aimss-recent-dxa-ai", LETROZOLE_2_5MG, months(14)),
-                observation("aimss-recent-dxa", "aimss-recent-dxa-t", DXA_FEMUR_T, months(5), -1.2, "{T-score}"),
+                medication_request("aimss-recent-dxa", "aimss-recent-dxa-ai", LETROZOLE_2_5MG, months(4)),
+                observation("aimss-recent-dxa", "aimss-recent-dxa-t", DXA_FEMUR_T, months(20), -1.2, "{T-score}"),
             ),
         ),
         SandboxPatient(

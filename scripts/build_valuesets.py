@@ -439,6 +439,32 @@ VALUESETS: dict[str, dict] = {
                 "distant disease in breast cancer. C79.2 (skin) and C79.81 (breast) can "
                 "describe locoregional recurrence; a clinician should confirm.",
         codes="ICD-10-CM — metastatic disease"),
+    "chest-wall-axillary": dict(
+        title="Chest-wall or axillary findings",
+        purpose="A lump of the trunk, enlarged lymph nodes, chest(-wall) pain: a `red-flags` "
+                "trigger (consider locoregional recurrence).",
+        codes="ICD-10-CM — chest-wall or axillary findings"),
+    "focal-neurological": dict(
+        title="Focal neurological findings",
+        purpose="Brachial plexus disorder, monoplegia of a limb, spinal cord compression: a "
+                "`red-flags` trigger (plexus or spinal metastasis, or another cause).",
+        codes="ICD-10-CM — focal neurological findings"),
+    "entrapment-neuropathies": dict(
+        title="Entrapment neuropathies",
+        purpose="Carpal tunnel syndrome: an entrapment is not itself a neuropathic feature for "
+                "`duloxetine`, and while one is coded, numbness or tingling alone "
+                "(`neuropathic-symptoms`) is taken as its symptom.",
+        codes=["57406009", "G56.00", "G56.01", "G56.02", "G56.03"]),
+    "neuropathic-symptoms": dict(
+        title="Sensory symptoms",
+        purpose="Numbness, tingling and other disturbances of skin sensation (ICD-10-CM R20): "
+                "explained by a coded entrapment (`entrapment-neuropathies`) for `duloxetine`.",
+        codes=["R20.0", "R20.1", "R20.2", "R20.3", "R20.8", "R20.9"]),
+    "osteonecrosis-of-jaw": dict(
+        title="Osteonecrosis of the jaw",
+        purpose="Drug-related osteonecrosis of the jaw: no bisphosphonate is suggested "
+                "(`bone-protection`); a specialist decides.",
+        codes="ICD-10-CM — osteonecrosis of the jaw"),
     "infertility": dict(
         title="Infertility and fertility care",
         purpose="Female infertility (N97), fertility testing, fertility-preservation "

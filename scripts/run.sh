@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install (first run only) and run the sandbox: a real local FHIR server loaded with the synthetic
 # patients, AIMSS CDS with development settings (JWT checks ON, trusting the sandbox's development
-# key; open FHIR allowed; SQLite under .data/), and the EHR-like page that calls it.
+# key; open FHIR allowed; the default SQLite database .data/aimss-cds.db), and the EHR-like page
+# that calls it.
 # Ports: PORT (service, 8080), PAGE_PORT (page, 8081), FHIR_PORT (FHIR server, 8090). Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,7 @@ export FHIR_PORT="${FHIR_PORT:-8090}"
 FHIR_BASE="http://127.0.0.1:${FHIR_PORT}/fhir"
 CDS_BASE="http://127.0.0.1:${PORT}"
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e .
+scripts/install.sh  # .venv from requirements.lock (hashes checked); nothing to do when unchanged
 
 pids=()
 cleanup() {
@@ -30,7 +30,6 @@ scripts/fhir-server.sh start
 mkdir -p .data
 export AIMSS_TRUSTED_ISSUERS_FILE="${AIMSS_TRUSTED_ISSUERS_FILE:-$(.venv/bin/python -m sandbox.devkey)}"
 export AIMSS_ALLOW_OPEN_FHIR="${AIMSS_ALLOW_OPEN_FHIR:-1}"
-export AIMSS_DATABASE_URL="${AIMSS_DATABASE_URL:-sqlite:///$PWD/.data/aimss-cds.db}"
 
 .venv/bin/python -m sandbox.web --port "$PAGE_PORT" --cds "$CDS_BASE" --fhir "$FHIR_BASE" &
 pids+=($!)
@@ -46,6 +45,7 @@ cat <<MSG
   Sandbox EHR page:  http://127.0.0.1:${PAGE_PORT}/      <- open this
   AIMSS CDS:         ${CDS_BASE}/cds-services   (JWT checks on; trusts the sandbox dev key)
   FHIR server:       ${FHIR_BASE}
+  Database:          .data/aimss-cds.db (the default; .venv/bin/aimss-cds report reads it)
 
   curl needs a JWT for the exact URL it calls (development key, valid 5 minutes, once):
     URL=${CDS_BASE}/cds-services/aimss-patient-view

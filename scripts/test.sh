@@ -4,13 +4,12 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k feedback, or scripts/test.sh -m "not slow"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+scripts/install.sh test          # .venv from requirements-test.lock (hashes checked)
 scripts/fhir-server.sh install   # the real FHIR server the integration tests start themselves
 scripts/postgres.sh install      # the real PostgreSQL server the store tests start themselves
-scripts/debian-packages.sh chromium wrk  # the browser of tests/test_browser.py, the benchmark's load
+# The browser of tests/test_browser.py, the benchmark's load, the proxy of tests/test_topology.py,
+# and what tests/test_image.py builds and starts the container image with.
+scripts/debian-packages.sh chromium wrk nginx buildah debootstrap
 .venv/bin/ruff check .
 .venv/bin/python -m mypy --strict cds_service
 exec .venv/bin/python -m pytest "$@"

@@ -68,7 +68,7 @@ def assert_valid_cards(body: dict[str, Any]) -> None:
         assert card["indicator"] in {"info", "warning", "critical"}
         assert card["source"]["label"] and card["source"]["url"].startswith("https://")
         assert card["source"]["topic"]["code"]
-        assert "**Why this card**" in card["detail"]
+        assert card["detail"].strip()
         assert all(r["display"] for r in card["overrideReasons"])
         for suggestion in card.get("suggestions", []):
             assert card["selectionBehavior"] in {"at-most-one", "any"}

@@ -131,8 +131,13 @@ def test_artifact_is_valid_r4(path: Path) -> None:
 # --- PlanDefinition ---------------------------------------------------------------------------
 
 
+# Topics of the cards that group recommendations: their wording is in card-text.toml, not an action.
+CARD_TOPICS = ("aimss-plan", "bone-health")
+
+
 def test_every_topic_has_one_action_in_code_system_order() -> None:
-    assert [action["id"] for action in _plan()["action"]] == _topics()
+    recommendations = [topic for topic in _topics() if topic not in CARD_TOPICS]
+    assert [action["id"] for action in _plan()["action"]] == recommendations
 
 
 def test_action_code_is_its_topic() -> None:

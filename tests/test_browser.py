@@ -124,8 +124,8 @@ def test_each_patient_shows_the_expected_cards(page: Page, patient_id: str) -> N
 def test_card_detail_is_rendered_markdown_without_raw_markup(page: Page) -> None:
     open_patient(page, "aimss-severe-bpi")
     detail = card(page, "#pv-cards", "multimodal-management").locator(".detail")
-    assert detail.locator("h4").first.text_content() == "Why this card"
-    assert detail.locator("li").count() >= 2
+    assert detail.locator("strong").count() >= 1
+    assert detail.locator("li").count() >= 1
     assert "**" not in detail.text_content()
     assert detail.locator("a").first.get_attribute("href").startswith("https://")
 

@@ -80,8 +80,8 @@ def test_bone_density_scan_card_states_its_data_and_suggests_a_dxa(client):
     body = patient_view(prefetch=full_prefetch(ANASTROZOLE))
     cards = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "bone-density-scan"]
-    assert "anastrozole 1 MG Oral Tablet since 2026-03-01" in card["detail"]
-    assert "No DXA" in card["detail"]
+    assert "anastrozole since 2026-03-01" in card["detail"]
+    assert "DXA:** none on record" in card["detail"]
     (suggestion,) = card["suggestions"]
     (action,) = suggestion["actions"]
     assert action["type"] == "create"

@@ -42,3 +42,21 @@ async def test_a_signed_token_passes_the_service_checks(tmp_path):
     header, payload = jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
     assert (header["alg"], header["kid"]) == ("ES384", key.kid)
     assert payload["exp"] - payload["iat"] == 300 and payload["aud"] == AUDIENCE
+
+
+def test_the_token_helper_has_arguments_not_an_audience_called_help(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from sandbox import token
+
+    helped = subprocess.run([sys.executable, "-m", "sandbox.token", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m sandbox.token")
+    assert "eyJ" not in helped.stdout
+    refused = subprocess.run([sys.executable, "-m", "sandbox.token", "not-a-url"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "not an http(s) URL" in refused.stderr and refused.stdout == ""
+
+    monkeypatch.setattr(token, "ensure_dev_key", lambda: ensure_dev_key(tmp_path))
+    assert token.main([AUDIENCE]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert jwt.decode(printed, options={"verify_signature": False})["aud"] == AUDIENCE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -311,3 +312,43 @@ async def test_resources_of_another_patient_are_dropped(mock, http):
     prefetch = {**full_prefetch(), "pain": bundle(mine, theirs, unlinked)}
     gathered = await gather(request(prefetch), TEMPLATES, access(http))
     assert ids(gathered.resources["pain"]) == ["o1", "o3"]
+
+
+# --- what an operator reads --------------------------------------------------------------------
+
+def gather_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "cds_service.fhir.gather"]
+
+
+async def test_unavailable_data_is_one_warning_with_the_kind_of_failure(mock, http, caplog):
+    mock.get(url__eq=f"{BASE}/MedicationRequest?patient=p1&status=active").respond(status_code=503)
+    mock.get(url__eq=f"{BASE}/Observation?patient=p1&code=72514-3").mock(side_effect=httpx.ReadTimeout)
+    prefetch = {"patient": outcome()}
+    with caplog.at_level(logging.DEBUG, "cds_service.fhir.gather"):
+        await gather(request(prefetch), TEMPLATES, access(http))
+    (record,) = gather_records(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "data unavailable (FHIR server https://fhir.example.org): "
+        "HTTP 503 from the FHIR server [http_503]: meds; "
+        "FHIR request timed out [timeout]: pain; "
+        "the EHR's prefetch holds an error OperationOutcome [prefetch_operation_outcome]: patient"
+    )
+
+
+async def test_complete_data_logs_nothing(mock, http, caplog):
+    with caplog.at_level(logging.DEBUG, "cds_service.fhir.gather"):
+        await gather(request(full_prefetch()), TEMPLATES, access(http))
+    assert gather_records(caplog) == []
+
+
+async def test_other_patients_resources_are_counted_once_a_call_at_info(mock, http, caplog):
+    theirs = {**res("Observation", "o9"), "subject": {"reference": "Patient/p2"}}
+    their_med = {**res("MedicationRequest", "m9"), "subject": {"reference": "Patient/p2"}}
+    prefetch = {**full_prefetch(), "pain": bundle(theirs, theirs), "meds": bundle(their_med)}
+    with caplog.at_level(logging.DEBUG, "cds_service.fhir.gather"):
+        await gather(request(prefetch), TEMPLATES, access(http))
+    (record,) = gather_records(caplog)
+    assert record.levelno == logging.INFO
+    assert record.getMessage().startswith("dropped 3 resources of other patients (keys meds, pain)")
+    assert "p2" not in record.getMessage()

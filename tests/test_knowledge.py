@@ -86,8 +86,10 @@ def test_cli_help_and_check(profiles):
     broken = subprocess.run(
         [*run, "check"], capture_output=True, text=True, env={"AIMSS_PROFILES_DIR": str(profiles), "PATH": ""}
     )
-    assert broken.returncode == 2
-    assert "CodeSystem-aimss-card-topics.json" in broken.stderr
+    assert broken.returncode == 1
+    failed = [line for line in broken.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "AIMSS_PROFILES_DIR" in failed[0]
+    assert "CodeSystem-aimss-card-topics.json" in failed[0]
 
 
 def test_readme_documents_every_setting():

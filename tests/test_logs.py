@@ -161,8 +161,28 @@ def test_no_patient_data_tokens_or_jwts_in_any_log_record(debug_everywhere, serv
 
     ours = ("aimss_cds", "cds_service")
     for hook_instance, status, first, last in calls:
-        if status == 401 or hook_instance == "hi-400":
-            continue  # rejected before the hook request is read: no hookInstance to trust
+        if hook_instance == "hi-400":
+            continue  # the body is not a hook request: no hookInstance to trust
         lines = [r for r in capture.records[first:last] if r.name.startswith(ours)]
         assert lines, f"no log line for {hook_instance}"
         assert {r.hookInstance for r in lines} == {hook_instance}, hook_instance
+        if status == 412:  # the hook line and the data line, both WARNING
+            assert [r.levelno for r in lines] == [logging.WARNING] * 2, [r.getMessage() for r in lines]
+            assert lines[0].getMessage().startswith("data unavailable (FHIR server ")
+
+    # A refused call says why and which audience was expected, with the body's hookInstance.
+    rejected = [r.getMessage() for r in capture.records if r.getMessage().startswith("JWT rejected")]
+    expected_aud = f"expected_aud={served}{PV}"
+    assert rejected == [
+        f"JWT rejected: reason=missing {expected_aud}",
+        f"JWT rejected: reason=malformed {expected_aud}",
+        f'JWT rejected: reason=audience {expected_aud} (token aud "{served}{OS}")',
+        f'JWT rejected: reason=unknown_issuer {expected_aud} (token iss "https://stranger.example")',
+    ]
+    assert {r.hookInstance for r in capture.records if r.getMessage().startswith("JWT rejected")} == {"hi-401"}
+    # The JSON format carries the same, one object a line, with nothing more to leak.
+    json_lines = [logs.JsonFormatter().format(record) for record in capture.records]
+    for line in json_lines:
+        assert "\n" not in line
+        for secret in secrets:
+            assert secret not in line

@@ -39,7 +39,7 @@ def test_a_bug_after_the_facts_is_a_500_logged_without_its_message_and_counted(
     if stage == "rules":
         monkeypatch.setattr(patient_view_rules, "PATIENT_VIEW_RULES", (broken_rule,))
     else:
-        monkeypatch.setattr(cards, "_card", lambda *args: broken_rule(*args[:2]))
+        monkeypatch.setattr(cards._Writer, "card", lambda *args: broken_rule(*args[:2]))
     before = internal_errors(stage)
     with caplog.at_level(logging.INFO, logger="aimss_cds"):
         response = client.post(URL, json=patient_view(prefetch=full_prefetch(ANASTROZOLE)))

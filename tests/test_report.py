@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -62,8 +63,38 @@ def test_days_keeps_recent_cards_and_the_table_is_readable(database_url):
 
 
 def test_report_of_an_empty_database_says_so(database_url):
+    Store(database_url).close()
     result = run_report(database_url)
     assert result.returncode == 0 and "no cards issued" in result.stdout
+
+
+def test_report_without_a_database_says_where_it_looked_and_creates_none(tmp_path):
+    result = run_report(f"sqlite:///{tmp_path}/nothing-here.db")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert f"no database at {tmp_path}/nothing-here.db" in line and "AIMSS_DATABASE_URL" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_reads_the_default_location_serve_writes(tmp_path):
+    """``serve`` and ``report`` share .data/aimss-cds.db under the working directory."""
+    (tmp_path / ".data").mkdir()
+    fill(f"sqlite:///{tmp_path}/.data/aimss-cds.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMSS_")}
+    result = subprocess.run([sys.executable, "-m", "cds_service", "report", "--json"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {row["topic"] for row in json.loads(result.stdout)["topics"]} >= {"exercise", "duloxetine"}
+
+
+def test_report_of_a_database_without_tables_is_one_line(database_url):
+    if database_url.startswith("sqlite"):
+        sqlite3.connect(database_url.removeprefix("sqlite:///")).close()  # an empty file
+    result = run_report(database_url)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aimss-cds: cannot read the database: AIMSS_DATABASE_URL: ")
+    assert "issued_cards" in line  # the missing table, in the driver's words
 
 
 def test_help_lists_every_command():

@@ -71,10 +71,10 @@ def condition(system: str, code: str, display: str) -> dict:
     }
 
 
-def referral(code: str, display: str) -> dict:
+def referral(code: str, display: str, months_ago: int = 4) -> dict:
     return {"resourceType": "ServiceRequest", "id": rid(), "status": "active", "intent": "order",
             "subject": {"reference": f"Patient/{P}"}, "code": coding(SNOMED, code, display),
-            "authoredOn": months_before(TODAY, 2).isoformat()}
+            "authoredOn": months_before(TODAY, months_ago).isoformat()}
 
 
 GOOD_LABS = (lab("3016-3", 2.0, "mIU/L", interpretation=[{"coding": [{"code": "N"}]}]),

@@ -63,7 +63,10 @@ def test_every_citation_and_suggested_order_is_shown(page: str) -> None:
     for action in plan["action"]:
         block = _block(page, f". `{action['id']}`: ")
         for citation in action["documentation"]:
-            assert f"[{citation['label']}]({citation['url']})" in block, action["id"]
+            if citation["type"] == "citation":
+                assert f"[{citation['label']}]({citation['url']})" in block, action["id"]
+            else:
+                assert f"**{citation['label']}:** {citation['display']}" in block, action["id"]
         canonicals = [action.get("definitionCanonical")] + [
             sub.get("definitionCanonical") for sub in action.get("action", [])
         ]

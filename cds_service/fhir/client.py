@@ -13,13 +13,14 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from cds_service.fhir.failures import network_failure
 from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
 class FhirError(Exception):
-    """A FHIR read failed; ``reason`` is a short code safe to log and count."""
+    """A FHIR read failed; ``reason`` is a short code safe to log and count (``failures``)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -111,10 +112,8 @@ class FhirClient:
                     raw += chunk
                     if len(raw) > MAX_RESPONSE_BYTES:
                         raise FhirError("too_large")
-        except httpx.TimeoutException as error:
-            raise FhirError("timeout") from error
         except httpx.HTTPError as error:
-            raise FhirError("unreachable") from error
+            raise FhirError(network_failure(error)) from error
         try:
             body = json.loads(raw)
         except ValueError as error:

@@ -14,11 +14,12 @@ import re
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from cds_service.fhir.client import FhirClient, FhirError
+from cds_service.fhir.failures import words
 from cds_service.fhir.resources import (
     bundle_resources,
     is_error_outcome,
@@ -121,7 +122,23 @@ async def gather(
     if to_fetch or to_continue or to_resolve:
         await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered)
     _drop_other_patients(gathered, request.context.get("patientId"))
+    if gathered.unavailable:
+        _log_unavailable(gathered.unavailable, request.fhirServer)
     return gathered
+
+
+def _log_unavailable(unavailable: Mapping[str, str], fhir_server: str | None) -> None:
+    """One WARNING a call, keys grouped by why, the FHIR server by its origin only."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(unavailable.items()):
+        by_reason.setdefault(reason, []).append(key)
+    parts = urlsplit(fhir_server or "")
+    server = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "-"
+    log.warning(
+        "data unavailable (FHIR server %s): %s",
+        server,
+        "; ".join(f"{words(reason)} [{reason}]: {', '.join(keys)}" for reason, keys in by_reason.items()),
+    )
 
 
 def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
@@ -129,16 +146,24 @@ def _drop_other_patients(gathered: Gathered, patient_id: Any) -> None:
 
     A server that ignores a search parameter it does not support (sekmet-fhir does so for
     ``QuestionnaireResponse?patient=``, with only a warning) returns every patient's resources;
-    without this check another patient's scores would appear on this patient's cards.
+    without this check another patient's scores would appear on this patient's cards. Logged
+    once a call at INFO: such a server does it on every call.
     """
     if not isinstance(patient_id, str):
         return
+    dropped: dict[str, int] = {}
     for key, found in gathered.resources.items():
         kept = [r for r in found if patient_of(r) in (None, patient_id)]
         if len(kept) != len(found):
-            dropped = len(found) - len(kept)
-            log.warning("dropped %d resources of other patients from key %s", dropped, key)
+            dropped[key] = len(found) - len(kept)
             gathered.resources[key] = kept
+    if dropped:
+        log.info(
+            "dropped %d resources of other patients (keys %s): the FHIR server may ignore the "
+            "patient search parameter",
+            sum(dropped.values()),
+            ", ".join(sorted(dropped)),
+        )
 
 
 async def _fetch_missing(

@@ -119,7 +119,7 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
             findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today)
+        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=False)
     metrics.count_cards(service.id, cards)
     # Recorded in the next batch: feedback on these cards can then quiet their topic.
     with _step(service, "record", timed=False):

@@ -88,6 +88,8 @@ class Suggestion(BaseModel):
     uuid: str
     isRecommended: bool | None = None
     actions: Annotated[list[Action], Field(min_length=1)] | None = None
+    extension: dict[str, Any] | None = None
+    """The recommendation this suggestion carries out (``clinical.cards``)."""
 
 
 class Link(BaseModel):
@@ -110,6 +112,8 @@ class Card(BaseModel):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: Annotated[list[Coding], Field(min_length=1)] | None = None
     links: Annotated[list[Link], Field(min_length=1)] | None = None
+    extension: dict[str, Any] | None = None
+    """A grouped card's recommendations (``clinical.cards``)."""
 
     @model_validator(mode="after")
     def _suggestions_need_selection_behavior(self) -> Card:

@@ -164,7 +164,7 @@ def _patient_keys(knowledge: Knowledge) -> tuple[DataKey, ...]:
         DataKey("bpiResponses", f"QuestionnaireResponse?{patient}&status=completed,amended", DataSource.PAIN),
         DataKey(
             "labObservations",
-            f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9')}"
+            f"Observation?{patient}&code={_codes(knowledge, 'tsh', 'vitamin-d-25oh', 'phq9', 'creatinine-clearance', 'egfr', 'serum-calcium')}"
             "&_sort=-date",
             DataSource.LABS,
         ),

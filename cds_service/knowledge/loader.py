@@ -18,11 +18,13 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from cds_service.knowledge.rules_config import RulesConfig, merge
+from cds_service.knowledge.rules_config import RulesConfig, merge, valueset_references
+from cds_service.knowledge.wording import Wording, WordingError, load_wording
 
 VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/code-verification"
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
 OVERRIDE_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons"
+WORDING_FILE = "card-text.toml"
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
@@ -91,6 +93,10 @@ class Knowledge:
     activities: Mapping[str, dict[str, Any]]
     override_reasons: tuple[tuple[str, str], ...]
     rules: RulesConfig
+    topics: Mapping[str, str]
+    """Every code of the topics CodeSystem (recommendations and grouped cards), with its display."""
+    wording: Wording
+    """What the cards say (``card-text.toml``)."""
     artifacts: Mapping[str, Mapping[str, dict[str, Any]]] = field(repr=False)
     """Every artifact of ``fhir_profiles/``, by resourceType then canonical URL."""
     rules_source: RulesSource = field(repr=False)
@@ -148,6 +154,16 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
             index[(member.system, member.code)].append(
                 CodeMatch(valueset_id, member.system, member.code, member.display, member.verified)
             )
+    wording_file = profiles_dir / WORDING_FILE
+    try:
+        wording = load_wording(
+            wording_file,
+            {topic: [c.label for c in r.citations] for topic, r in recommendations.items()},
+            topics,
+            activities,
+        )
+    except WordingError as error:
+        raise KnowledgeError(f"{wording_file}: {error}") from error
     rules_source = _read_rules(profiles_dir / "rules.toml", site_rules)
     rules = _validate_rules(rules_source, profiles_dir / "rules.toml")
     unknown_reasons = set(rules.snooze.reasons) - set(override_reasons)
@@ -155,12 +171,20 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
         raise KnowledgeError(
             f"rules [snooze] reasons {sorted(unknown_reasons)} are not codes of {OVERRIDE_SYSTEM}"
         )
+    unknown_sets = valueset_references(rules) - set(valuesets)
+    if unknown_sets:
+        raise KnowledgeError(f"rules name ValueSets that are not in {profiles_dir}: {sorted(unknown_sets)}")
+    if rules.bone_protection.agent_activity not in activities:
+        raise KnowledgeError(f"rules [bone-protection] agent_activity: no ActivityDefinition "
+                             f"{rules.bone_protection.agent_activity!r}")
     return Knowledge(
         valuesets={vs: frozenset((m.system, m.code) for m in ms) for vs, ms in valuesets.items()},
         recommendations=recommendations,
         activities=activities,
         override_reasons=tuple(override_reasons.items()),
         rules=rules,
+        topics=topics,
+        wording=wording,
         artifacts={
             kind: {url: resource for url, (resource, _) in by_url.items()}
             for kind, by_url in artifacts.items()

@@ -6,11 +6,14 @@ misspelt key, so a site override cannot silently do nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Score = Annotated[float, Field(ge=0, le=10)]
+TScore = Annotated[float, Field(le=0)]
+ValueSets = tuple[str, ...]
+"""Ids of ValueSets in fhir_profiles/ (checked at start-up)."""
 
 
 class _Section(BaseModel):
@@ -38,6 +41,28 @@ class MultimodalRules(_Section):
 class DuloxetineRules(_Section):
     min_pain: Score
     min_phq9: int = Field(ge=0, le=27)
+    entrapment_sets: ValueSets
+    explained_symptom_sets: ValueSets
+
+
+class DuloxetineSafetyRules(_Section):
+    """What every card that proposes duloxetine checks first (DESIGN §4, safety rules)."""
+
+    contraindicated_sets: ValueSets
+    washout_days: int = Field(ge=0)
+    serotonergic_sets: ValueSets
+    hepatic_sets: ValueSets
+    alcohol_sets: ValueSets
+    glaucoma_sets: ValueSets
+    bleeding_sets: ValueSets
+    min_kidney_function: float = Field(gt=0)
+
+
+class OtherIndicationRules(_Section):
+    """AIs given for something other than breast cancer get no AIMSS or bone cards."""
+
+    reason_sets: ValueSets
+    max_course_days: int = Field(gt=0)
 
 
 class AnalgesicExpectationsRules(_Section):
@@ -50,8 +75,20 @@ class BoneDensityScanRules(_Section):
 
 
 class BoneProtectionRules(_Section):
-    max_t_score: float = Field(le=0)
+    t_score_guideline: Literal["hadji-2017", "asco-2019"]
+    t_score_thresholds: dict[Literal["hadji-2017", "asco-2019"], TScore]
+    osteopenia_t_score: TScore
     min_t_score_fall: float = Field(gt=0)
+    fracture_sets: ValueSets
+    agent_activity: str
+    agent_min_kidney_function: float = Field(gt=0)
+    agent_contraindication_sets: ValueSets
+    denosumab_interval_months: int = Field(gt=0)
+
+    @property
+    def max_t_score(self) -> float:
+        """The T-score at or below which a bone-modifying agent is suggested, per the site's guideline."""
+        return self.t_score_thresholds[self.t_score_guideline]
 
 
 class ContributingFactorsRules(_Section):
@@ -64,15 +101,25 @@ class SwitchTherapyRules(_Section):
     min_pain: Score
     min_weeks_apart: int = Field(gt=0)
     min_interventions: int = Field(ge=0)
+    min_weeks_in_place: int = Field(ge=0)
     stop_reason_words: tuple[str, ...]
+    metastatic_sets: ValueSets
 
 
 class RedFlagsRules(_Section):
     min_pain_rise: float = Field(gt=0, le=10)
+    condition_sets: ValueSets
 
 
 class AiStartBoneHealthRules(_Section):
     dxa_interval_months: int = Field(gt=0)
+
+
+class AimssPlanRules(_Section):
+    """When the joint-symptom findings (the AIMSS plan) are a warning rather than info."""
+
+    warning_min_pain: Score
+    warning_min_bpi_interference: Score
 
 
 class SnoozeRules(_Section):
@@ -84,10 +131,13 @@ class SnoozeRules(_Section):
 
 class RulesConfig(_Section):
     facts: FactsRules
+    aimss_plan: AimssPlanRules = Field(alias="aimss-plan")
     symptom_assessment: SymptomAssessmentRules = Field(alias="symptom-assessment")
     exercise: ExerciseRules
     multimodal_management: MultimodalRules = Field(alias="multimodal-management")
     duloxetine: DuloxetineRules
+    duloxetine_safety: DuloxetineSafetyRules = Field(alias="duloxetine-safety")
+    other_indications: OtherIndicationRules = Field(alias="other-indications")
     analgesic_expectations: AnalgesicExpectationsRules = Field(alias="analgesic-expectations")
     bone_density_scan: BoneDensityScanRules = Field(alias="bone-density-scan")
     bone_protection: BoneProtectionRules = Field(alias="bone-protection")
@@ -96,6 +146,17 @@ class RulesConfig(_Section):
     red_flags: RedFlagsRules = Field(alias="red-flags")
     ai_start_bone_health: AiStartBoneHealthRules = Field(alias="ai-start-bone-health")
     snooze: SnoozeRules
+
+
+def valueset_references(config: BaseModel) -> set[str]:
+    """Every ValueSet id the rules name (fields ending ``_sets``), to check against fhir_profiles."""
+    found: set[str] = set()
+    for name, value in config:
+        if isinstance(value, BaseModel):
+            found |= valueset_references(value)
+        elif name.endswith("_sets"):
+            found |= set(value)
+    return found
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from cds_service.knowledge.loader import (
     is_verified,
     load_knowledge,
 )
+from cds_service.knowledge.wording import CardText
 from cds_service.settings import default_profiles_dir
 
 Resource = dict[str, Any]
@@ -47,6 +48,18 @@ SYSTEM_NAMES = {
 }
 GENERAL_SECTIONS = {
     "facts": ("General data rules", "used by several topics."),
+    "duloxetine-safety": (
+        "Safety check before any card proposes duloxetine",
+        "used by `duloxetine`, `multimodal-management` and `adherence`. A contraindication "
+        "(an MAOI or linezolid on the chart or stopped within the washout) removes duloxetine from "
+        "every suggestion and the card says why; each caution the chart shows is named on the card.",
+    ),
+    "other-indications": (
+        "Aromatase inhibitors given for another indication",
+        "used by every patient-view topic: such a record (letrozole for ovulation induction) is "
+        "not AI therapy for breast cancer and gets no AIMSS or bone cards. A missing breast-cancer "
+        "diagnosis alone never stops the cards.",
+    ),
     "snooze": (
         "Alert fatigue: quieting a topic after an override",
         "an override with one of these reasons (system "
@@ -72,11 +85,14 @@ files (or a site's rules file) and regenerate the page.
   card). A response carries at most one card per topic.
 - **Hooks**: when the EHR asks: `patient-view` (a chart is opened) or `order-select` (a clinician
   is drafting an order, which the service checks against the chart).
-- **When it fires**: the condition in words. Names in `code` style with a value in brackets are
+- **When it fires**: the trigger in words. Names in `code` style with a value in brackets are
   thresholds from `rules.toml`: section `[topic]` unless written `section.key`. Value-set names
   refer to the ValueSets listed at the end.
+- **Cautions**: what is checked before a suggestion is made, what stops it, and what the card
+  names when the chart shows it.
 - **Thresholds**: the values in force, from the shipped `rules.toml` merged with a site's file
-  (environment variable `AIMSS_RULES_FILE`). *(design choice)* in the meaning marks values that
+  (environment variable `AIMSS_RULES_FILE`); a value a site changed shows the shipped default
+  beside it, and every other value is the shipped default. The meaning says where it comes from. *(design choice)* in the meaning marks values that
   are not from a source and need local clinical sign-off.
 - **Suggestions**: the orders a card offers, each an ActivityDefinition the EHR can create as a
   draft order for the clinician to sign. "Remove" suggestions delete the drafted order.
@@ -84,8 +100,9 @@ files (or a site's rules file) and regenerate the page.
   findings the project's evidence review could not confirm.
 - Missing data is never read as normal: a recommendation whose data could not be read does not
   fire, and the `data-incomplete` card says what was missing.
-- Codes marked UNVERIFIED are matched but flagged on cards; check them in RxNav, the LOINC
-  search or a SNOMED CT browser before production use (list at the end).
+- Codes marked UNVERIFIED are matched, and flagged here, not on cards (cards carry no
+  verification notes); check them in RxNav, the LOINC search or a SNOMED CT browser before
+  production use (list at the end).
 """
 
 
@@ -127,9 +144,10 @@ def render(knowledge: Knowledge) -> str:
     out += ["## Recommendations", "", "| # | Topic | Hooks | Card |", "|---|---|---|---|"]
     for number, concept in enumerate(topics, 1):
         action = actions.get(concept["code"], {})
+        hooks = ["patient-view"] if concept["code"] in knowledge.wording.cards else _hooks(action)
         out.append(
             f"| {number} | [`{concept['code']}`](#{_anchor(number, concept)}) | "
-            f"{_cell(', '.join(_hooks(action)))} | "
+            f"{_cell(', '.join(hooks))} | "
             f"{_cell(action.get('title', concept['display']))} |"
         )
     out.append("")
@@ -145,7 +163,11 @@ def render(knowledge: Knowledge) -> str:
 
     for number, concept in enumerate(topics, 1):
         action = actions.get(concept["code"])
-        out += _topic(number, concept, action, rules, shipped, meanings, activities)
+        card = knowledge.wording.cards.get(concept["code"])
+        if card is not None and action is None:
+            out += _card(number, concept, card, rules, shipped, meanings)
+        else:
+            out += _topic(number, concept, action, rules, shipped, meanings, activities)
 
     out += _valuesets(resources.get("ValueSet", {}))
     out += _unverified_orders(activities)
@@ -154,6 +176,25 @@ def render(knowledge: Knowledge) -> str:
 
 
 # --- one topic ------------------------------------------------------------------------------
+
+
+def _card(
+    number: int,
+    concept: Mapping[str, Any],
+    card: CardText,
+    rules: Mapping[str, Any],
+    shipped: Mapping[str, Any],
+    meanings: Mapping[tuple[str, str], str],
+) -> list[str]:
+    """A patient-view card that groups recommendations; its wording is in card-text.toml."""
+    code = concept["code"]
+    held = ", ".join(f"`{topic}`" for topic in card.recommendations)
+    out = [f"## {number}. `{code}`: {concept['display']}", "", concept.get("definition", ""), ""]
+    out += [f"**Holds, in this order:** {held} (wording: `card-text.toml` `[cards.{code}]`).", ""]
+    if code in rules:
+        out += [f"**Thresholds** (`rules.toml` section `[{code}]`):", ""]
+        out += _thresholds(code, rules[code], shipped.get(code, {}), meanings)
+    return out
 
 
 def _topic(
@@ -177,6 +218,9 @@ def _topic(
         c.get("expression", {}).get("description", "") for c in action.get("condition", [])
     ]
     out += [f"**When it fires:** {' '.join(c for c in conditions if c) or 'not stated'}", ""]
+    for doc in action.get("documentation", []):
+        if doc.get("type") == "documentation" and doc.get("label") == "Cautions":
+            out += [f"**Cautions:** {doc.get('display', '')}", ""]
 
     if code in rules:
         out += [f"**Thresholds** (`rules.toml` section `[{code}]`):", ""]

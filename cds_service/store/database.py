@@ -17,9 +17,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, make_url, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError
@@ -36,25 +38,37 @@ def engine_url(database_url: str) -> str:
 
 
 class Database:
-    """The engines of the shared state; creates the tables on first use."""
+    """The engines of the shared state; creates the tables on first use.
 
-    def __init__(self, database_url: str) -> None:
+    ``read_only`` (``aimss-cds report``) creates nothing: a missing SQLite file is an error, not
+    a new empty database, and no write can happen by mistake."""
+
+    def __init__(self, database_url: str, *, read_only: bool = False) -> None:
         url = engine_url(database_url)
         if url.startswith("sqlite"):
+            if read_only:  # mode=ro never creates the file; WAL is the writers' to set
+                url = _sqlite_read_only(url)
             self.durable: Engine = create_engine(url)
             self.fast: Engine = create_engine(url)
-            event.listen(self.durable, "connect", _sqlite_pragmas("FULL"))
-            event.listen(self.fast, "connect", _sqlite_pragmas("NORMAL"))
+            if not read_only:
+                event.listen(self.durable, "connect", _sqlite_pragmas("FULL"))
+                event.listen(self.fast, "connect", _sqlite_pragmas("NORMAL"))
         else:
-            self.durable = create_engine(url, pool_pre_ping=True)
+            read_only_option = "-c default_transaction_read_only=on " if read_only else ""
+            self.durable = create_engine(
+                url, pool_pre_ping=True, connect_args={"options": read_only_option}
+            )
             self.fast = create_engine(
-                url, pool_pre_ping=True, connect_args={"options": "-c synchronous_commit=off"}
+                url,
+                pool_pre_ping=True,
+                connect_args={"options": read_only_option + "-c synchronous_commit=off"},
             )
         self.dialect: str = self.durable.dialect.name
         self._one_writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
-        _create_tables(self.durable)
+        if not read_only:
+            _create_tables(self.durable)
 
     @contextlib.contextmanager
     def writing(self, engine: Engine) -> Iterator[Connection]:
@@ -100,6 +114,12 @@ def _create_tables(engine: Engine, attempts: int = 20) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.02 * attempt)
+
+
+def _sqlite_read_only(url: str) -> str:
+    """SQLite's URI form of the same file, read-only."""
+    path = make_url(url).database or ""
+    return f"sqlite:///file:{quote(str(Path(path).absolute()))}?mode=ro&uri=true"
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:

@@ -18,17 +18,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from cds_service import logs, metrics
+from cds_service import configuration, logs, metrics
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.services import build_services
-from cds_service.knowledge.loader import load_knowledge
 from cds_service.settings import Settings
 from cds_service.store import Store
-from cds_service.web.auth.issuers import load_trusted_issuers
+from cds_service.web import openapi
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.auth.keys import KeyResolver
-from cds_service.web.auth.public_sandbox import with_public_sandbox
 from cds_service.web.errors import install_error_handlers
 from cds_service.web.routes import Runtime, routes
 
@@ -45,12 +43,11 @@ def utc_today() -> date:
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) -> FastAPI:
-    """Build the service; knowledge and configuration problems raise here, before serving."""
-    settings = settings or Settings()
-    knowledge = load_knowledge(settings.profiles_dir, settings.rules_file)
-    issuers = load_trusted_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else []
-    if settings.trust_public_sandbox:
-        issuers = with_public_sandbox(issuers)
+    """Build the service; knowledge and configuration problems raise ``ConfigurationError``
+    here, before serving."""
+    settings = settings or configuration.load_settings()
+    knowledge = configuration.knowledge(settings)
+    issuers = configuration.trusted_issuers(settings)
     _warn_about_open_settings(settings, issuers)
     services = build_services(knowledge)
 
@@ -95,7 +92,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
         version="0.1.0",
         summary="CDS Hooks 2.0 service for aromatase-inhibitor-associated musculoskeletal symptoms",
         lifespan=lifespan,
+        # No /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN and are blank
+        # offline. /openapi.json documents every answer; open it in any OpenAPI viewer.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.openapi = openapi.without_422(app)  # type: ignore[method-assign]
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

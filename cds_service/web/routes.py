@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cds_service import logs, metrics
@@ -22,6 +22,7 @@ from cds_service.hooks.services import CdsService
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
 from cds_service.settings import Settings
 from cds_service.store import Store
+from cds_service.web import openapi
 from cds_service.web.auth.failures import AuthError
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.errors import ProblemResponse, Unauthorized, internal_error
@@ -66,23 +67,53 @@ async def _authenticate(request: Request) -> None:
     try:
         await runtime.verifier.verify(request.headers.get("authorization"), audience)
     except AuthError as error:
-        log.warning("JWT rejected: %s (path %s)", error.reason, request.url.path)
         metrics.AUTH_FAILURES.labels(error.reason).inc()
+        hook_instance = await _hook_instance_of(request)
+        if hook_instance is not None:
+            logs.bind_hook_instance(hook_instance)
+        log.warning(
+            "JWT rejected: reason=%s expected_aud=%s%s",
+            error.reason,
+            audience,
+            f" ({error.detail})" if error.detail else "",
+        )
         raise Unauthorized from error
+
+
+async def _hook_instance_of(request: Request) -> str | None:
+    """The ``hookInstance`` of a refused call's body, to correlate its log line with the EHR's
+    (never trusted for anything else). FastAPI has read and parsed the body before the JWT
+    check, so this is no second parse of a JSON body; a body that is not JSON has none."""
+    if request.method != "POST":
+        return None
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def routes() -> APIRouter:
     router = APIRouter()
     authenticated = [Depends(_authenticate)]
 
-    @router.get("/cds-services", dependencies=authenticated, response_model=Discovery)
+    @router.get(
+        "/cds-services",
+        dependencies=authenticated,
+        response_model=Discovery,
+        responses=openapi.DISCOVERY,
+    )
     async def discovery(request: Request) -> Response:
         services = _runtime(request).services.values()
         body = Discovery(services=[service.describe() for service in services])
         return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
     @router.post(
-        "/cds-services/{service_id}", dependencies=authenticated, response_model=HookResponse
+        "/cds-services/{service_id}",
+        dependencies=authenticated,
+        response_model=HookResponse,
+        responses=openapi.HOOK,
     )
     async def call_service(
         service_id: str, hook_request: HookRequest, request: Request
@@ -107,7 +138,11 @@ def routes() -> APIRouter:
             HookResponse(cards=result.cards).to_json_bytes(), media_type="application/json"
         )
 
-    @router.post("/cds-services/{service_id}/feedback", dependencies=authenticated)
+    @router.post(
+        "/cds-services/{service_id}/feedback",
+        dependencies=authenticated,
+        responses=openapi.FEEDBACK,
+    )
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
         runtime = _runtime(request)
         if service_id not in runtime.services:
@@ -122,18 +157,24 @@ def routes() -> APIRouter:
         log.info("feedback service=%s items=%d new=%d", service_id, len(body.feedback), stored)
         return Response(status_code=200)
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition"}},
+    )
     async def prometheus_metrics() -> Response:
         """No JWT (scrapers carry none) and no patient data; keep it off public networks."""
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    @router.get("/health", include_in_schema=False)
+    @router.get("/health")
     async def health() -> dict[str, str]:
+        """Liveness: 200 while the process serves."""
         return {"status": "ok"}
 
-    @router.get("/ready", include_in_schema=False)
+    @router.get("/ready", responses=openapi.READY)
     async def ready(request: Request) -> Response:
+        """Readiness: 503 while the shared store is unreachable."""
         try:
             await run_in_threadpool(_runtime(request).store.ping)
         except Exception as error:  # any store failure means "not ready", never a 500
@@ -145,8 +186,10 @@ def routes() -> APIRouter:
 
 
 def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
+    """INFO, but WARNING for a 412 (the EHR's clinician got no cards: data could not be had)."""
     topics = [card.source.topic.code for card in result.cards if card.source.topic]
-    log.info(
+    log.log(
+        logging.WARNING if status == 412 else logging.INFO,
         "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
         service.id,
         status,

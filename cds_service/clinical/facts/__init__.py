@@ -64,6 +64,9 @@ def extract_facts(
         phq9=recent(measured("phq9"), since),
         tsh=recent(measured("tsh"), since),
         vitamin_d=recent(vitamin_d(observations.get("vitamin-d-25oh", [])), since),
+        creatinine_clearance=recent(measured("creatinine-clearance"), since),
+        egfr=recent(measured("egfr"), since),
+        serum_calcium=recent(measured("serum-calcium"), since),
         conditions=tuple(active_conditions(by_type.get("Condition", []), knowledge, since)),
         interventions=tuple(recent_interventions(by_type, knowledge, since)),
     )

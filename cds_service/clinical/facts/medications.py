@@ -38,6 +38,8 @@ def medication_use(
         start = first_date(resource, "effectivePeriod.start", "effectiveDateTime", "dateAsserted")
         end = first_date(resource, "effectivePeriod.end")
         reasons = resource.get("statusReason") or []
+        point_in_time = "effectiveDateTime" in resource
+        planned = float((end - start).days + 1) if start and end else None
     else:
         if resource.get("intent") in _NOT_A_USE_INTENT:
             return None
@@ -46,6 +48,8 @@ def medication_use(
         validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
         end = first_date({"v": validity}, "v.end") if isinstance(validity, Mapping) else None
         reasons = [resource["statusReason"]] if isinstance(resource.get("statusReason"), Mapping) else []
+        point_in_time = True
+        planned = _planned_days(resource)
     if status is None:
         return None
     product, ingredients, name = _medication_codings(resource, medications)
@@ -54,6 +58,7 @@ def medication_use(
         return None
     reason_texts = [t for r in reasons if (t := concept_text(r))]
     reason_matches = knowledge.matches(c for r in reasons for c in codings(r))
+    why = knowledge.matches(c for r in resource.get("reasonCode") or [] for c in codings(r))
     return MedicationUse(
         groups=frozenset(m.valueset for m in matches),
         name=name or matches[0].display,
@@ -64,7 +69,30 @@ def medication_use(
         unverified_codes=unverified(matches),
         status_reason="; ".join(reason_texts) or None,
         status_reason_groups=frozenset(m.valueset for m in reason_matches),
+        reason_groups=frozenset(m.valueset for m in why),
+        planned_days=planned,
+        point_in_time=point_in_time,
     )
+
+
+_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30, "months": 30}
+
+
+def _planned_days(request: Resource) -> float | None:
+    """The planned length of a MedicationRequest: its expected supply duration, else the
+    longest timing bound of its dosage; ``None`` when neither is given in days, weeks or months."""
+    durations = [(request.get("dispenseRequest") or {}).get("expectedSupplyDuration")]
+    if not isinstance(durations[0], Mapping):
+        durations = [
+            ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsDuration")
+            for dosage in request.get("dosageInstruction") or [] if isinstance(dosage, Mapping)
+        ]
+    days = [
+        float(d["value"]) * _DAYS[unit] for d in durations
+        if isinstance(d, Mapping) and isinstance(d.get("value"), int | float)
+        and (unit := str(d.get("code") or d.get("unit") or "")) in _DAYS
+    ]
+    return max(days, default=None)
 
 
 Codings = list[Mapping[str, Any]]

@@ -44,10 +44,24 @@ class MedicationUse:
     unverified_codes: tuple[str, ...]
     status_reason: str | None = None
     status_reason_groups: frozenset[str] = frozenset()
+    reason_groups: frozenset[str] = frozenset()
+    """Value sets of why it was given (reasonCode)."""
+    planned_days: float | None = None
+    """How long it was planned for (supply duration or dosage bounds), when the record says."""
+    point_in_time: bool = False
+    """The record is one administration or order on one date (effectiveDateTime, authoredOn)."""
 
     @property
     def is_current(self) -> bool:
         return self.status == "active"
+
+    @property
+    def last_taken(self) -> date | None:
+        """The last date the drug is known to have been taken or given; unknown for an open-ended
+        current course."""
+        if self.end is not None:
+            return self.end
+        return self.start if self.point_in_time or not self.is_current else None
 
     def belongs_to(self, group: str) -> bool:
         return group in self.groups
@@ -64,9 +78,11 @@ class Measurement:
     unverified_codes: tuple[str, ...] = ()
     abnormal: bool | None = None
     code: str = ""
+    low: bool | None = None
+    """Below the lab's own range (interpretation L/LL/LU or referenceRange.low)."""
 
     def describe(self) -> str:
-        return f"{self.name} {self.value:g} on {self.when.isoformat()} ({self.source})"
+        return f"{self.name} {self.value:g} on {self.when.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ class Record:
 
     def describe(self) -> str:
         when = f" ({self.when.isoformat()})" if self.when else ""
-        return f"{self.name}{when}, {self.source}"
+        return f"{self.name}{when}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,9 @@ class PatientFacts:
     vitamin_d: tuple[Measurement, ...] = ()
     conditions: tuple[Record, ...] = ()
     interventions: tuple[Record, ...] = ()
+    creatinine_clearance: tuple[Measurement, ...] = ()
+    egfr: tuple[Measurement, ...] = ()
+    serum_calcium: tuple[Measurement, ...] = ()
 
     def knows(self, *sources: DataSource) -> bool:
         return not self.unavailable.intersection(sources)
@@ -118,6 +137,23 @@ class PatientFacts:
 
     def ever(self, group: str) -> tuple[MedicationUse, ...]:
         return tuple(m for m in self.medications if m.belongs_to(group))
+
+    def stopped_within(self, group: str, days: int) -> tuple[MedicationUse, ...]:
+        """Records of ``group`` no longer current whose end is less than ``days`` ago, or unknown
+        (a stop without a date cannot show that the time has passed). Never-taken ones are left out."""
+        return tuple(
+            m for m in self.ever(group)
+            if not m.is_current and m.status != "not-taken"
+            and (m.end is None or (self.today - m.end).days < days)
+        )
+
+    @property
+    def kidney_function(self) -> Measurement | None:
+        """The latest creatinine clearance, or without one the latest eGFR (labels dose by CrCl)."""
+        for results in (self.creatinine_clearance, self.egfr):
+            if results:
+                return results[-1]
+        return None
 
     def has(self, group: str) -> tuple[Record, ...]:
         """Active conditions and interventions in a value set."""

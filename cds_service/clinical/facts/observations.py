@@ -17,6 +17,7 @@ from cds_service.knowledge.loader import Knowledge
 
 _VOID = {"entered-in-error", "cancelled", "registered", "revoked", "not-done"}
 _ABNORMAL_FLAGS = {"H", "HH", "HU", "L", "LL", "LU", "A", "AA"}
+_LOW_FLAGS = {"L", "LL", "LU"}
 NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 
 
@@ -94,7 +95,7 @@ def measurements_in(observations: Iterable[Coded], valueset: str) -> Iterator[Me
         yield Measurement(
             when, value, concept_text(observation.get("code")) or matches[0].display,
             reference_key(observation) or "Observation", unverified(matches),
-            _abnormal(observation, value), matches[0].code,
+            _abnormal(observation, value), matches[0].code, _low(observation, value),
         )
 
 
@@ -113,6 +114,21 @@ def _abnormal(observation: Resource, value: float) -> bool | None:
             return (isinstance(low, int | float) and value < low) or (
                 isinstance(high, int | float) and value > high
             )
+    return None
+
+
+def _low(observation: Resource, value: float) -> bool | None:
+    """Below the lab's range, from its interpretation or reference range; ``None`` when it gives neither."""
+    for interpretation in observation.get("interpretation") or []:
+        codes = {coding.get("code") for coding in codings(interpretation)}
+        if codes & _LOW_FLAGS:
+            return True
+        if codes & (_ABNORMAL_FLAGS | {"N"}):
+            return False
+    for reference_range in observation.get("referenceRange") or []:
+        low = (reference_range.get("low") or {}).get("value")
+        if isinstance(low, int | float):
+            return value < low
     return None
 
 

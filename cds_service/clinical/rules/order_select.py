@@ -12,17 +12,17 @@ from cds_service.clinical.facts.model import (
     MedicationUse,
     PatientFacts,
 )
-from cds_service.clinical.findings import Finding, Indicator, Order
+from cds_service.clinical.findings import Datum, Finding, Indicator, Order
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
     data_incomplete,
-    describe,
+    data_of,
+    names,
 )
 from cds_service.knowledge.loader import Knowledge
 
 OrderRule = Callable[[PatientFacts, Knowledge, tuple[DraftedOrder, ...]], Finding | None]
-SAFER_ANTIDEPRESSANTS = "venlafaxine, desvenlafaxine, escitalopram or citalopram"
 
 
 def evaluate_order_select(
@@ -38,12 +38,12 @@ def _drafted(drafts: tuple[DraftedOrder, ...], group: str) -> DraftedOrder | Non
     return next((d for d in drafts if group in d.groups), None)
 
 
-def _on(uses: tuple[MedicationUse, ...]) -> str:
-    return "; ".join(f"on {u.name} ({u.source})" for u in uses)
+def _pair(draft: DraftedOrder, chart: tuple[MedicationUse, ...]) -> dict[str, str | tuple[str, ...]]:
+    return {"draft": draft.name, "chart_drugs": names(chart)}
 
 
-def _remove(draft: DraftedOrder, label: str, *creates: str) -> Order:
-    return Order(label, activities=creates, deletes=(draft.resource_id,), recommended=True)
+def _evidence(draft: DraftedOrder, chart: tuple[MedicationUse, ...]) -> tuple[Datum, ...]:
+    return (Datum("drafted", draft.name), *data_of(chart))
 
 
 def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
@@ -52,12 +52,8 @@ def serm_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[Drafte
         return None
     return Finding(
         topic="serm-with-ai", indicator="critical",
-        summary=f"Do not combine {draft.name} with an aromatase inhibitor",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
-        advice=("A SERM opposes the AI's mechanism and adds no benefit (ATAC: the combination was "
-                "inferior to the AI alone). For bone protection use a bisphosphonate or denosumab."),
-        orders=(_remove(draft, "Remove the SERM and order a bisphosphonate", "bisphosphonate"),),
-        unverified_codes=draft.unverified_codes,
+        evidence=_evidence(draft, ais), params=_pair(draft, ais),
+        orders=(Order(("bisphosphonate",), deletes=(draft.resource_id,), recommended=True),),
     )
 
 
@@ -67,34 +63,23 @@ def estrogen_with_ai(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[Dr
         return None
     return Finding(
         topic="estrogen-with-ai", indicator="critical",
-        summary=f"Systemic estrogen ({draft.name}) counteracts the aromatase inhibitor",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(ais)}."),
-        advice=("Systemic estrogen defeats aromatase inhibition and is generally contraindicated after "
-                "hormone-receptor-positive breast cancer. Discuss non-hormonal options."),
-        orders=(_remove(draft, "Remove the estrogen order"),),
-        unverified_codes=draft.unverified_codes,
+        evidence=_evidence(draft, ais), params=_pair(draft, ais),
+        orders=(Order(deletes=(draft.resource_id,), recommended=True),),
     )
 
 
 def tamoxifen_cyp2d6(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
     inhibitors = facts.current("cyp2d6-inhibitors-strong") + facts.current("cyp2d6-inhibitors-moderate")
     draft = _drafted(drafts, "tamoxifen")
-    if draft is not None and inhibitors:
-        pair = f"Drafted: {draft.name} ({draft.resource_id}). Patient is {_on(inhibitors)}."
-    else:
+    chart = inhibitors
+    if draft is None or not inhibitors:
         draft = _drafted(drafts, "cyp2d6-inhibitors-strong") or _drafted(drafts, "cyp2d6-inhibitors-moderate")
-        tamoxifen = facts.current("tamoxifen")
-        if draft is None or not tamoxifen:
+        chart = facts.current("tamoxifen")
+        if draft is None or not chart:
             return None
-        pair = f"Drafted: {draft.name} ({draft.resource_id}), a CYP2D6 inhibitor. Patient is {_on(tamoxifen)}."
     return Finding(
         topic="tamoxifen-cyp2d6", indicator="warning",
-        summary="CYP2D6 inhibitor with tamoxifen may reduce tamoxifen's effect",
-        evidence=(pair,),
-        advice=("Strong and moderate CYP2D6 inhibitors (paroxetine, fluoxetine, bupropion, duloxetine) "
-                "cut the conversion of tamoxifen to endoxifen. If an antidepressant is needed, prefer "
-                f"{SAFER_ANTIDEPRESSANTS}."),
-        unverified_codes=draft.unverified_codes,
+        evidence=_evidence(draft, chart), params=_pair(draft, chart),
     )
 
 
@@ -112,34 +97,28 @@ def serotonergic_interaction(facts: PatientFacts, knowledge: Knowledge, drafts: 
         return None
     indicator, draft, uses = min(hits, key=lambda hit: 0 if hit[0] == "critical" else 1)
     critical = indicator == "critical"
+    params = _pair(draft, uses) | ({"contraindicated": names(uses)} if critical else {})
     return Finding(
         topic="serotonergic-interaction", indicator=indicator,
-        summary=("Contraindicated: duloxetine with an MAOI or linezolid" if critical
-                 else "Serotonin-syndrome risk: duloxetine with another serotonergic drug"),
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(uses)}."),
-        advice=("Duloxetine must not be given with an MAOI (or within 14 days of one, 5 days after "
-                "duloxetine) or linezolid. With tramadol, SSRIs or SNRIs watch for serotonin syndrome."),
-        orders=(_remove(draft, "Remove the drafted order"),) if critical else (),
-        unverified_codes=draft.unverified_codes,
+        evidence=_evidence(draft, uses), params=params,
+        orders=(Order(deletes=(draft.resource_id,), recommended=True),) if critical else (),
     )
 
 
 def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tuple[DraftedOrder, ...]) -> Finding | None:
     draft = next((d for g in ANALGESICS if (d := _drafted(drafts, g))), None)
     shown = aimss_evidence(facts, knowledge)
-    if draft is None or not facts.current_aromatase_inhibitors or not shown:
+    ais = facts.current_aromatase_inhibitors
+    if draft is None or not ais or not shown:
         return None
+    params = _pair(draft, ais)
     bpi = facts.latest_bpi_interference
-    severe = bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference
+    if bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference:
+        params |= {"bpi": f"{bpi.value:g}", "bpi_date": bpi.when.isoformat()}
     return Finding(
         topic="analgesic-expectations", indicator="info",
-        summary=f"{draft.name}: expect limited relief of AI joint pain; add exercise",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", f"Patient is {_on(facts.current_aromatase_inhibitors)}.", *describe(shown)),
-        advice=("NSAIDs and acetaminophen often disappoint in AIMSS. Add exercise and consider acupuncture"
-                + ("; with BPI interference this high, start several treatments together." if severe else ".")),
-        orders=(Order("Refer to a supervised exercise program", ("exercise-program",), recommended=True),
-                Order("Refer for acupuncture", ("acupuncture-referral",))),
-        unverified_codes=draft.unverified_codes,
+        evidence=(*_evidence(draft, ais), *data_of(shown)), params=params,
+        orders=(Order(("exercise-program",), recommended=True), Order(("acupuncture-referral",))),
     )
 
 
@@ -151,16 +130,12 @@ def ai_start_bone_health(facts: PatientFacts, knowledge: Knowledge, drafts: tupl
     last = facts.last_bone_density_test
     if last is not None and last.when >= months_before(facts.today, interval):
         return None
-    seen = f"Last DXA {last.when.isoformat()} ({last.source})." if last else "No DXA on record."
+    params = {"draft": draft.name} | ({"dxa_date": last.when.isoformat()} if last else {})
     return Finding(
         topic="ai-start-bone-health", indicator="info",
-        summary="Starting an aromatase inhibitor: baseline DXA, calcium and vitamin D",
-        evidence=(f"Drafted: {draft.name} ({draft.resource_id}).", seen, f"Rule: no DXA in {interval} months."),
-        advice=("AIs accelerate bone loss: get a baseline DXA and start calcium and vitamin D. Warn "
-                "the patient that joint pain and stiffness often start 6-8 weeks in, and to report it."),
-        orders=(Order("Order baseline DXA", ("dxa-scan",), recommended=True),
-                Order("Prescribe calcium and vitamin D", ("calcium-supplement", "vitamin-d-supplement"))),
-        unverified_codes=draft.unverified_codes,
+        evidence=(Datum("drafted", draft.name), *data_of([last] if last else [])), params=params,
+        orders=(Order(("dxa-scan",), recommended=True),
+                Order(("calcium-supplement", "vitamin-d-supplement"))),
     )
 
 

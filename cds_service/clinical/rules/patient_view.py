@@ -1,14 +1,18 @@
 """The recommendations: pure functions from ``PatientFacts`` and the knowledge to findings.
 
 One function per topic, named after it (DESIGN §4); thresholds come from ``knowledge.rules``
-(rules.toml), never from literals here. A rule whose data is unavailable does not fire: the
-``data-incomplete`` card says what could not be read instead.
+(rules.toml), never from literals here, and wording from card-text.toml: a rule returns its
+topic, indicator, the data it read, the values its wording needs and its orders (by
+ActivityDefinition id). A rule whose data is unavailable does not fire: the
+``data-incomplete`` finding says what could not be read instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import date, timedelta
 
 from cds_service.clinical.dates import months_before, whole_months_between
 from cds_service.clinical.facts.model import (
@@ -22,16 +26,30 @@ from cds_service.clinical.facts.model import (
     PatientFacts,
     Record,
 )
-from cds_service.clinical.findings import Finding, Order
+from cds_service.clinical.findings import Datum, Finding, Indicator, Order
+from cds_service.clinical.rules.bone_agent_safety import (
+    agent_check,
+    lapsed_denosumab,
+    other_bone_agents,
+)
+from cds_service.clinical.rules.duloxetine_safety import DuloxetineSafety, duloxetine_safety
 from cds_service.knowledge.loader import Knowledge
+from cds_service.knowledge.wording import ParamValue
 
 Rule = Callable[[PatientFacts, Knowledge], Finding | None]
-Evidence = MedicationUse | BoneDensityTest | Measurement | Record
+Params = dict[str, ParamValue]
 ANALGESICS = ("nsaids", "acetaminophen")
+INTERVENTION_ORDERS = {
+    "exercise-program": "exercise-program",
+    "physical-therapy": "physical-therapy-referral",
+    "acupuncture": "acupuncture-referral",
+}
 
 
 def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Finding]:
-    """Findings for a patient on an aromatase inhibitor, or who has stopped one."""
+    """Findings for a patient on an aromatase inhibitor, or who has stopped one; an AI given for
+    another indication (letrozole for ovulation induction) is not one."""
+    facts = _without_other_indications(facts, knowledge)
     if facts.current_aromatase_inhibitors:
         rules = PATIENT_VIEW_RULES
     elif facts.ever(AROMATASE_INHIBITORS):
@@ -44,14 +62,123 @@ def evaluate_patient_view(facts: PatientFacts, knowledge: Knowledge) -> list[Fin
     return findings
 
 
+def _without_other_indications(facts: PatientFacts, knowledge: Knowledge) -> PatientFacts:
+    """The facts without AI records given for something other than breast cancer: a reason (or,
+    with no breast cancer coded, an active diagnosis) in the other-indication sets, or a short
+    course. A missing breast-cancer diagnosis alone changes nothing."""
+    rules = knowledge.rules.other_indications
+    diagnosed = any(facts.has(group) for group in rules.reason_sets) and not facts.has("breast-cancer")
+
+    def other(use: MedicationUse) -> bool:
+        if not use.belongs_to(AROMATASE_INHIBITORS):
+            return False
+        short = use.planned_days is not None and use.planned_days <= rules.max_course_days
+        return short or diagnosed or bool(use.reason_groups.intersection(rules.reason_sets))
+
+    kept = tuple(use for use in facts.medications if not other(use))
+    return facts if len(kept) == len(facts.medications) else replace(facts, medications=kept)
+
+
+# --- what every patient-view rule shows -----------------------------------------------------
+
+
+def state(facts: PatientFacts) -> Params:
+    """The patient's AI and latest scores, for any template that names them."""
+    params: Params = {}
+    if ais := facts.current_aromatase_inhibitors:
+        params["ai"] = ingredient(ais[0])
+        if (start := facts.ai_start) is not None:
+            params["ai_since"] = start
+            params["ai_months"] = whole_months_between(start, facts.today)
+    if (pain := facts.latest_pain) is not None:
+        params["pain"] = score(pain)
+        params["pain_date"] = pain.when
+    if (bpi := facts.latest_bpi_interference) is not None:
+        params["bpi"] = interference(bpi)
+        params["bpi_date"] = bpi.when
+    return params
+
+
+def symptom_urgency(facts: PatientFacts, knowledge: Knowledge) -> Indicator:
+    """The AIMSS plan is a warning at high pain or pain interference (rules.toml [aimss-plan])."""
+    rules = knowledge.rules.aimss_plan
+    pain, bpi = facts.latest_pain, facts.latest_bpi_interference
+    if (pain and pain.value >= rules.warning_min_pain) or (
+        bpi and bpi.value >= rules.warning_min_bpi_interference
+    ):
+        return "warning"
+    return "info"
+
+
+def ingredient(use: MedicationUse) -> str:
+    return next((name for name in AI_INGREDIENTS if name in use.groups), use.name)
+
+
+def score(measurement: Measurement) -> str:
+    return f"{measurement.value:g}/10"
+
+
+def interference(measurement: Measurement) -> str:
+    """A BPI interference score as a clinician reads it: one decimal (a mean of 7 items)."""
+    return f"{round(measurement.value, 1):g}"
+
+
+_SEMANTIC_TAG = re.compile(r"\s*\((disorder|finding|procedure|regime/therapy|situation|observable entity)\)$")
+
+
+def plain(name: str) -> str:
+    """A coded display without SNOMED's semantic tag: "Trigger finger", not "... (disorder)"."""
+    return _SEMANTIC_TAG.sub("", name)
+
+
+def dxa_site(test: BoneDensityTest) -> str:
+    """The site a DXA result names ("DXA Femur [T-score] ..." -> "femur"), else its name."""
+    found = re.match(r"DXA (.+?) \[", test.name)
+    return found.group(1).lower() if found else plain(test.name)
+
+
+def ai_data(facts: PatientFacts) -> tuple[Datum, ...]:
+    return tuple(Datum(ingredient(use), when=use.start, since=True) for use in facts.current_aromatase_inhibitors)
+
+
+def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTest]) -> tuple[Datum, ...]:
+    """Data items a card lists: drugs with their start, scores and records with their date."""
+    found = []
+    for item in items:
+        if isinstance(item, MedicationUse):
+            found.append(Datum(item.name, when=item.start, since=True))
+        elif isinstance(item, Measurement):
+            found.append(Datum(item.name, f"{item.value:g}", item.when))
+        elif isinstance(item, BoneDensityTest):
+            if item.t_score is None:
+                found.append(Datum("DXA", when=item.when))
+            else:
+                found.append(Datum(f"DXA T-score ({dxa_site(item)})", f"{item.t_score:g}", item.when))
+        else:
+            found.append(Datum(plain(item.name), when=item.when))
+    return tuple(found)
+
+
+def pain_datum(measurement: Measurement) -> Datum:
+    return Datum("pain", score(measurement), measurement.when)
+
+
+def names(items: Iterable[MedicationUse | Record]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(plain(item.name) for item in items))
+
+
 # --- symptoms -------------------------------------------------------------------------------
 
 
-def aimss_evidence(facts: PatientFacts, knowledge: Knowledge) -> tuple[Evidence, ...]:
+def aimss_evidence(facts: PatientFacts, knowledge: Knowledge) -> tuple[Measurement | Record, ...]:
     """What shows AIMSS: a recent pain score at or above the threshold, or a coded symptom."""
     latest = facts.latest_pain
     pain = (latest,) if latest and latest.value >= knowledge.rules.exercise.min_pain else ()
     return (*pain, *facts.has("aimss-symptoms"), *facts.has("hand-wrist-syndromes"))
+
+
+def _shown_data(shown: Iterable[Measurement | Record]) -> tuple[Datum, ...]:
+    return tuple(pain_datum(s) if isinstance(s, Measurement) else Datum(plain(s.name), when=s.when) for s in shown)
 
 
 def symptom_assessment(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -65,17 +192,11 @@ def symptom_assessment(facts: PatientFacts, knowledge: Knowledge) -> Finding | N
     if any(m.when >= window for m in (*facts.pain_scores, *facts.bpi_interference)):
         return None
     last = facts.latest_pain
-    seen = f"Last pain score: {last.describe()}." if last else "No pain score or BPI on record."
     return Finding(
         topic="symptom-assessment",
         indicator="info",
-        summary="Ask about joint pain and stiffness: no pain score recorded on the aromatase inhibitor",
-        evidence=(*_ai_evidence(facts), seen,
-                  f"Rule: on an AI for {rules.min_weeks_on_ai}+ weeks and no pain score in "
-                  f"{rules.pain_score_within_days} days."),
-        advice=("Ask about joint pain and stiffness at each visit and record a 0-10 pain score "
-                "and the Brief Pain Inventory (short form). Joint pain predicts stopping the AI."),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors),
+        evidence=(*ai_data(facts), *((pain_datum(last),) if last else ())),
+        params={**state(facts), "window_days": rules.pain_score_within_days},
     )
 
 
@@ -83,28 +204,25 @@ def exercise(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     shown = aimss_evidence(facts, knowledge)
     if not shown:
         return None
-    in_place = {s for s in INTERVENTION_SETS if facts.has(s)}
-    offers = [
-        Order("Refer to a supervised exercise program", ("exercise-program",), recommended=True),
-        Order("Refer to physical therapy", ("physical-therapy-referral",)),
-        Order("Refer for acupuncture", ("acupuncture-referral",)),
-    ]
-    kinds = {"exercise-program": offers[0], "physical-therapy": offers[1], "acupuncture": offers[2]}
-    orders = tuple(order for kind, order in kinds.items() if kind not in in_place)
+    in_place = [s for s in INTERVENTION_SETS if facts.has(s)]
+    orders = tuple(
+        Order((activity,), recommended=kind == "exercise-program")
+        for kind, activity in INTERVENTION_ORDERS.items() if kind not in in_place
+    )
     if not orders:
         return None
-    already = [f"Already in place: {r.describe()}." for s in sorted(in_place) for r in facts.has(s)]
+    records = [r for s in in_place for r in facts.has(s)]
+    params: Params = {**state(facts)}
+    if coded := [s for s in shown if isinstance(s, Record)]:
+        params["symptoms"] = names(coded)
+    if records:
+        params["in_place"] = names(records)
     return Finding(
         topic="exercise",
-        indicator="info",
-        summary="AI-associated joint symptoms: prescribe exercise (150 min/week aerobic + resistance)",
-        evidence=(*_ai_evidence(facts), *describe(shown), *already),
-        advice=("Moderate aerobic exercise 150 minutes a week plus supervised resistance training "
-                "2 days a week reduced worst joint pain by about 30% in the HOPE trial. Physical "
-                "therapy helps where pain limits function; acupuncture (SWOG S1200) is a "
-                "complement."),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *_shown_data(shown), *data_of(records)),
+        params=params,
         orders=orders,
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *shown),
     )
 
 
@@ -113,21 +231,45 @@ def multimodal_management(facts: PatientFacts, knowledge: Knowledge) -> Finding 
     latest = facts.latest_bpi_interference
     if latest is None or latest.value < threshold:
         return None
-    duloxetine_ok = not facts.current("duloxetine") and not facts.current("maois-linezolid")
-    third = ("duloxetine-30mg", "duloxetine") if duloxetine_ok else ("acupuncture-referral", "acupuncture")
+    safety = duloxetine_safety(facts, knowledge)
+    together = _bundle(facts, safety)
+    in_place = [r for s in INTERVENTION_SETS for r in facts.has(s)]
+    params: Params = {**state(facts), "bpi_threshold": threshold}
+    if in_place:
+        params["in_place"] = names(in_place)
+    if "duloxetine-30mg" in together or not safety.allowed:
+        params |= safety.params()
     return Finding(
         topic="multimodal-management",
         indicator="warning",
-        summary=f"Severe pain interference (BPI {latest.value:g}): start several treatments together, not stepwise",
-        evidence=(*_ai_evidence(facts), latest.describe() + ".",
-                  f"Rule: BPI interference at or above {threshold:g}."),
-        advice=("In the seed cohort, patients with BPI interference of 7 or more who started two or "
-                "more kinds of treatment together were far less likely to interrupt their AI "
-                "(HR 0.125, 95% CI 0.042-0.378) than those treated one step at a time."),
-        orders=(Order(f"Start exercise, physical therapy and {third[1]} together",
-                      ("exercise-program", "physical-therapy-referral", third[0]), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, latest),
+        evidence=(*ai_data(facts), Datum("BPI interference", interference(latest), latest.when),
+                  *data_of(in_place), *_safety_data(safety)),
+        params=params,
+        orders=(Order(together, recommended=True),) if len(together) >= 2 else (),
     )
+
+
+def _bundle(facts: PatientFacts, safety: DuloxetineSafety) -> tuple[str, ...]:
+    """Up to three treatments to start together, none already in place; duloxetine only when
+    its safety check allows it."""
+    kinds = ["exercise-program", "physical-therapy"]
+    if safety.allowed and not facts.current("duloxetine"):
+        kinds.append("duloxetine")
+    kinds.append("acupuncture")
+    orders = {"duloxetine": "duloxetine-30mg", **INTERVENTION_ORDERS}
+    fresh = [orders[kind] for kind in kinds if kind == "duloxetine" or not facts.has(kind)]
+    return tuple(fresh[:3])
+
+
+def _safety_data(safety: DuloxetineSafety) -> tuple[Datum, ...]:
+    """The chart data behind the duloxetine check, for the card's data line."""
+    items: list[MedicationUse | Measurement | Record] = [
+        *safety.contraindicated_by, *safety.serotonergic, *safety.bleeding,
+        *safety.hepatic, *safety.alcohol, *safety.glaucoma,
+    ]
+    if safety.low_kidney_function is not None:
+        items.append(safety.low_kidney_function)
+    return data_of(items)
 
 
 def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -135,34 +277,47 @@ def duloxetine(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     if facts.current("duloxetine") or not facts.knows(DataSource.MEDICATIONS):
         return None
     latest, phq9 = facts.latest_pain, (facts.phq9[-1] if facts.phq9 else None)
-    reasons: list[Evidence] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     if latest and latest.value >= rules.min_pain:
-        reasons.append(latest)
-    reasons += facts.has("neuropathic-features") + facts.has("depression")
+        evidence.append(pain_datum(latest))
+    else:
+        params.pop("pain", None)
+    if neuropathic := neuropathic_features(facts, knowledge):
+        params["neuropathic"] = names(neuropathic)
+    if depression := facts.has("depression"):
+        params["depression"] = names(depression)
     if phq9 and phq9.value >= rules.min_phq9:
-        reasons.append(phq9)
-    if not reasons:
+        params |= {"phq9": phq9.value, "phq9_date": phq9.when}
+        evidence.append(Datum("PHQ-9", f"{phq9.value:g}", phq9.when))
+    evidence += data_of((*neuropathic, *depression))
+    if not evidence:
         return None
-    cautions = []
-    blocked = facts.current("maois-linezolid")
-    if blocked:
-        cautions.append(f"Do not start: on {blocked[0].name} (MAOI/linezolid) - serotonin syndrome.")
-    for drug in facts.current("serotonergic-drugs"):
-        cautions.append(f"Serotonin-syndrome risk with {drug.name}.")
-    for drug in facts.current("tamoxifen"):
-        cautions.append(f"On {drug.name}: duloxetine is a moderate CYP2D6 inhibitor.")
+    safety = duloxetine_safety(facts, knowledge)
+    params |= safety.params()
+    evidence += _safety_data(safety)
+    if tamoxifen := facts.current("tamoxifen"):
+        params["tamoxifen"] = names(tamoxifen)
+        evidence += data_of(tamoxifen)
+    blocked = not safety.allowed
+    cautioned = len(safety.params()) > 0
     return Finding(
         topic="duloxetine",
-        indicator="warning" if blocked else "info",
-        summary="Consider duloxetine for AI joint pain (SWOG S1202)" + (": contraindicated now" if blocked else ""),
-        evidence=(*_ai_evidence(facts), *describe(reasons), *cautions,
-                  f"Rule: pain >= {rules.min_pain:g}, neuropathic features or depression "
-                  f"(PHQ-9 >= {rules.min_phq9}), and not on duloxetine."),
-        advice=("Duloxetine 30 mg daily for 1 week, then 60 mg daily, reduced AI-associated joint "
-                "pain in SWOG S1202. Not with an MAOI (or within 14 days) or linezolid."),
-        orders=() if blocked else (Order("Prescribe duloxetine 30 mg, then 60 mg", ("duloxetine-30mg",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *reasons),
+        indicator="warning" if blocked or cautioned else symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
+        orders=() if blocked else (Order(("duloxetine-30mg",), recommended=True),),
     )
+
+
+def neuropathic_features(facts: PatientFacts, knowledge: Knowledge) -> tuple[Record, ...]:
+    """Coded neuropathic features that no entrapment explains (DESIGN §4): carpal tunnel is not
+    one, and while an entrapment is on the chart, numbness or tingling alone is its symptom."""
+    rules = knowledge.rules.duloxetine
+    entrapments = {id(r) for group in rules.entrapment_sets for r in facts.has(group)}
+    explained = set(rules.explained_symptom_sets) if entrapments else set()
+    return tuple(r for r in facts.has("neuropathic-features")
+                 if id(r) not in entrapments and not r.groups & explained)
 
 
 def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -172,14 +327,14 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge) -> Finding
     analgesics = [m for group in ANALGESICS for m in facts.current(group)]
     if mild is None and not analgesics:
         return None
+    params: Params = {**state(facts)}
+    if analgesics:
+        params["analgesics"] = names(analgesics)
     return Finding(
         topic="analgesic-expectations",
-        indicator="info",
-        summary="NSAIDs and acetaminophen often disappoint for AI joint pain: set expectations",
-        evidence=(*_ai_evidence(facts), *describe([*([mild] if mild else []), *analgesics])),
-        advice=("Simple analgesics give limited relief in AIMSS. Set expectations, and pair them with "
-                "exercise and, if needed, acupuncture or duloxetine."),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *analgesics),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *((pain_datum(mild),) if mild else ()), *data_of(analgesics)),
+        params=params,
     )
 
 
@@ -189,14 +344,10 @@ def hand_wrist(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
         return None
     return Finding(
         topic="hand-wrist",
-        indicator="info",
-        summary="Hand or wrist syndrome on an aromatase inhibitor: splint and hand therapy",
-        evidence=(*_ai_evidence(facts), *describe(found)),
-        advice=("Carpal tunnel, trigger finger and de Quervain tenosynovitis are common on AIs. "
-                "Splint (neutral wrist or thumb spica), hand/occupational therapy; steroid "
-                "injection if refractory; hand-surgery referral if still refractory."),
-        orders=(Order("Refer to hand therapy", ("hand-therapy-referral",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *found),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *data_of(found)),
+        params={**state(facts), "hand": names(found)},
+        orders=(Order(("hand-therapy-referral",), recommended=True),),
     )
 
 
@@ -212,64 +363,94 @@ def bone_density_scan(facts: PatientFacts, knowledge: Knowledge) -> Finding | No
     start = facts.ai_start
     baseline_missing = (
         start is not None and start >= months_before(facts.today, interval)
-        and not any(abs(whole_months_between(min(t.when, start), max(t.when, start)))
-                    <= rules.baseline_window_months for t in facts.bone_density_tests)
+        and not any(t.when >= months_before(start, rules.baseline_window_months)
+                    for t in facts.bone_density_tests)
     )
     if last is not None and last.when >= months_before(facts.today, interval) and not baseline_missing:
         return None
-    if last is None:
-        dxa = "No DXA result, report or procedure is on record."
-    else:
-        dxa = f"Last DXA: {last.name} on {last.when.isoformat()} ({whole_months_between(last.when, facts.today)} months ago)."
-    baseline = [f"No baseline DXA within {rules.baseline_window_months} months of the AI start."] if baseline_missing else []
+    params: Params = {**state(facts), "dxa_interval": interval}
+    if last is not None:
+        params |= {"dxa_date": last.when, "dxa_months": whole_months_between(last.when, facts.today)}
+        if baseline_missing:
+            params["baseline_window"] = rules.baseline_window_months
     return Finding(
         topic="bone-density-scan",
         indicator="info",
-        summary=f"No DXA in {interval} months on an aromatase inhibitor: order a bone density scan"
-        if not baseline_missing or last is None else "No baseline DXA near the start of the aromatase inhibitor",
-        evidence=(*_ai_evidence(facts), dxa, *baseline, f"Rule: a DXA at least every {interval} months on an AI."),
-        advice=("Aromatase inhibitors accelerate bone loss. Order a central DXA (hip and lumbar "
-                "spine) to guide bone-protective therapy."),
-        orders=(Order("Order DXA bone density scan", activities=("dxa-scan",), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *([last] if last else [])),
+        evidence=(*ai_data(facts), *data_of([last] if last else [])),
+        params=params,
+        orders=(Order(("dxa-scan",), recommended=True),),
     )
+
+
+_GUIDELINES = {"hadji-2017": "Hadji 2017, for women on an AI", "asco-2019": "ASCO 2019"}
 
 
 def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     if not facts.knows(DataSource.MEDICATIONS, DataSource.BONE_DENSITY, DataSource.CONDITIONS):
         return None
     rules = knowledge.rules.bone_protection
-    reasons: list[str] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     lowest = _lowest_latest_t_score(facts)
     if lowest and lowest.t_score is not None and lowest.t_score <= rules.max_t_score:
-        reasons.append(f"Lowest T-score {lowest.t_score:g} ({lowest.name}, {lowest.when.isoformat()}, {lowest.source}); threshold {rules.max_t_score:g}.")
-    for earlier, later in _t_score_falls(facts, rules.min_t_score_fall):
-        reasons.append(f"T-score fell from {earlier.t_score:g} ({earlier.when.isoformat()}) to {later.t_score:g} ({later.when.isoformat()}) at {later.name}.")
-    osteoporosis = facts.has("osteoporosis")
-    reasons += [f"Osteoporosis: {r.describe()}." for r in osteoporosis]
-    needs_agent = bool(reasons) and not facts.current("bone-modifying-agents")
+        params |= {"t_score": lowest.t_score, "t_score_site": dxa_site(lowest),
+                   "t_score_date": lowest.when, "t_threshold": rules.max_t_score}
+        evidence += data_of([lowest])
+    falls = _falls_into_osteopenia(facts, rules.osteopenia_t_score, rules.min_t_score_fall)
+    if falls:
+        params["t_fall"] = tuple(
+            f"from {a.t_score:g} ({a.when.isoformat()}) to {b.t_score:g} ({b.when.isoformat()}) at the {dxa_site(b)}"
+            for a, b in falls
+        )
+        params["t_fall_to"] = min(b.t_score or 0.0 for _, b in falls)
+        evidence += data_of([t for pair in falls for t in pair])
+    if osteoporosis := facts.has("osteoporosis"):
+        params["osteoporosis"] = names(osteoporosis)
+        evidence += data_of(osteoporosis)
+    if fractures := [r for group in rules.fracture_sets for r in facts.has(group)]:
+        params["fracture"] = names(fractures)
+        evidence += data_of(fractures)
+    indicated = bool(evidence)
+    on_agent = other_bone_agents(facts)
+    needs_agent = indicated and not on_agent
     needs_supplements = not facts.current("calcium-vitamin-d")
-    if not needs_agent and not needs_supplements:
+    lapse = lapsed_denosumab(facts, rules.denosumab_interval_months)
+    if not needs_agent and not needs_supplements and lapse is None:
         return None
-    orders = []
+    orders, notes = [], []
+    if indicated:
+        params["t_guideline"] = _GUIDELINES[rules.t_score_guideline]
+        if rules.t_score_guideline == "asco-2019":
+            notes.append("frax")
+    if indicated and on_agent:
+        params["bone_agent"] = names(on_agent)
+    if lapse is not None:
+        params["denosumab"] = "stopped" if lapse.stopped else "overdue"
+        if lapse.last_dose is not None:
+            params["denosumab_last"] = lapse.last_dose
+        evidence += data_of(facts.ever("denosumab"))
     if needs_agent:
-        orders.append(Order("Prescribe a bisphosphonate (alendronate)", ("bisphosphonate",), recommended=True))
+        check = agent_check(facts, rules.agent_min_kidney_function, rules.agent_contraindication_sets,
+                            knowledge.rules.contributing_factors.min_vitamin_d_ng_ml)
+        params |= check.params
+        notes += ["agent", *check.notes]
+        if check.allowed and lapse is None:
+            orders.append(Order((rules.agent_activity,), recommended=True))
     if needs_supplements:
-        orders.append(Order("Prescribe calcium and vitamin D", ("calcium-supplement", "vitamin-d-supplement"),
-                            recommended=not needs_agent))
-        reasons.append("No calcium or vitamin D supplement on the medication list.")
+        orders.append(Order(("calcium-supplement", "vitamin-d-supplement"), recommended=not orders))
+        notes.append("supplements")
     return Finding(
         topic="bone-protection",
-        indicator="warning" if needs_agent else "info",
-        summary="Low or falling bone density on an AI: start a bone-modifying agent" if needs_agent
-        else "On an aromatase inhibitor without calcium and vitamin D",
-        evidence=(*_ai_evidence(facts), *reasons),
-        advice=("Bisphosphonate or denosumab at osteoporosis doses for low or falling bone density; "
-                "calcium 1,200 mg/day total intake and vitamin D 800-1,000 IU/day for all. "
-                "Never a SERM (raloxifene) with an AI."),
+        indicator="warning" if needs_agent or lapse else "info",
+        evidence=(*ai_data(facts), *_unique(evidence)),
+        params=params,
+        notes=tuple(notes),
         orders=tuple(orders),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *osteoporosis),
     )
+
+
+def _unique(data: Iterable[Datum]) -> tuple[Datum, ...]:
+    return tuple(dict.fromkeys(data))
 
 
 def _lowest_latest_t_score(facts: PatientFacts) -> BoneDensityTest | None:
@@ -280,14 +461,19 @@ def _lowest_latest_t_score(facts: PatientFacts) -> BoneDensityTest | None:
     return min((t for t in scored if t.when == latest), key=lambda t: t.t_score or 0.0)
 
 
-def _t_score_falls(facts: PatientFacts, min_fall: float) -> list[tuple[BoneDensityTest, BoneDensityTest]]:
+def _falls_into_osteopenia(
+    facts: PatientFacts, osteopenia: float, min_fall: float
+) -> list[tuple[BoneDensityTest, BoneDensityTest]]:
+    """Sites whose last two scans went from a normal T-score to one at or below ``osteopenia``,
+    by at least ``min_fall`` (a fall within the normal range does not count)."""
     by_site: dict[str, list[BoneDensityTest]] = {}
     for test in sorted(facts.bone_density_tests, key=lambda t: t.when):
         if test.t_score is not None:
             by_site.setdefault(test.site, []).append(test)
     return [
         (tests[-2], tests[-1]) for tests in by_site.values()
-        if len(tests) >= 2 and (tests[-2].t_score or 0) - (tests[-1].t_score or 0) >= min_fall - 1e-9
+        if len(tests) >= 2 and (tests[-2].t_score or 0) > osteopenia >= (tests[-1].t_score or 0)
+        and (tests[-2].t_score or 0) - (tests[-1].t_score or 0) >= min_fall - 1e-9
     ]
 
 
@@ -302,62 +488,71 @@ def contributing_factors(facts: PatientFacts, knowledge: Knowledge) -> Finding |
         return None
     rules = knowledge.rules.contributing_factors
     since = months_before(facts.today, rules.lab_within_months)
-    checks = (  # (name on the card, results, order, is the latest result abnormal?)
-        ("TSH", facts.tsh, "tsh-test", lambda m: m.abnormal is True),
-        ("25-OH vitamin D", facts.vitamin_d, "vitamin-d-test", lambda m: m.value < rules.min_vitamin_d_ng_ml),
-        ("PHQ-9", facts.phq9, "phq9-screen", lambda m: m.value >= rules.min_phq9),
+    checks = (  # (results, order, is the latest result abnormal?)
+        (facts.tsh, "tsh-test", lambda m: m.abnormal is True),
+        (facts.vitamin_d, "vitamin-d-test", lambda m: m.value < rules.min_vitamin_d_ng_ml),
+        (facts.phq9, "phq9-screen", lambda m: m.value >= rules.min_phq9),
     )
-    reasons, activities, names = [], [], []
-    for name, results, activity, is_abnormal in checks:
+    missing: list[str] = []
+    abnormal: list[Datum] = []
+    activities: list[str] = []
+    for results, activity, is_abnormal in checks:
         recent = [m for m in results if m.when >= since]
+        name = knowledge.wording.activities[activity].name
         if not recent:
-            reasons.append(f"No {name} in the last {rules.lab_within_months} months.")
+            missing.append(name)
         elif is_abnormal(recent[-1]):
-            reasons.append(f"Abnormal: {recent[-1].describe()}.")
+            abnormal.append(Datum(name, f"{recent[-1].value:g}", recent[-1].when))
         else:
             continue
         activities.append(activity)
-        names.append(name)
-    if not reasons:
+    if not activities:
         return None
+    params: Params = {**state(facts), "lab_months": rules.lab_within_months}
+    if missing:
+        params["missing"] = tuple(missing)
+    if abnormal:
+        params["abnormal"] = tuple(f"{d.what} {d.value} ({d.when})" for d in abnormal)
     return Finding(
         topic="contributing-factors",
-        indicator="info",
-        summary="Check thyroid, vitamin D and mood before blaming the AI for joint symptoms",
-        evidence=(*_ai_evidence(facts), *describe(shown), *reasons),
-        advice=("Hypothyroidism, vitamin D deficiency and depression cause or worsen joint and muscle "
-                "pain. Check them before attributing symptoms to the AI."),
-        orders=(Order("Order " + ", ".join(names),
-                      tuple(activities), recommended=True),),
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors, *shown),
+        indicator=symptom_urgency(facts, knowledge),
+        evidence=(*ai_data(facts), *_shown_data(shown), *abnormal),
+        params=params,
+        orders=tuple(Order((a,), recommended=i == 0) for i, a in enumerate(activities)),
     )
 
 
 def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     rules = knowledge.rules.switch_therapy
-    reasons: list[str] = []
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
     high = [m for m in facts.pain_scores if m.value >= rules.min_pain]
-    interventions = _interventions_in_place(facts)
-    if (high and facts.latest_pain is high[-1] and high[-1].when - high[0].when >= timedelta(weeks=rules.min_weeks_apart)
-            and len(interventions) >= rules.min_interventions):
-        reasons.append(f"Pain persisting: {high[0].describe()} and {high[-1].describe()}.")
-        reasons += [f"Despite: {item}." for item in interventions]
+    if high and facts.latest_pain is high[-1] and high[-1].when - high[0].when >= timedelta(weeks=rules.min_weeks_apart):
+        settled = high[-1].when - timedelta(weeks=rules.min_weeks_in_place)
+        timed = [item for item in _interventions_in_place(facts)
+                 if (since := _started(item)) is not None and since <= min(high[0].when, settled)]
+        if len(timed) >= rules.min_interventions:
+            params |= {"first_pain": score(high[0]), "first_pain_date": high[0].when, "treatments": names(timed)}
+            evidence += [pain_datum(high[0]), pain_datum(high[-1]), *data_of(timed)]
     stopped = [m for m in facts.ever(AROMATASE_INHIBITORS) if m.status in ("stopped", "completed")
                and _stopped_for_symptoms(m, rules.stop_reason_words)]
-    reasons += [f"Stopped for symptoms: {m.name} ({m.source}), reason: {m.status_reason or 'coded symptom'}." for m in stopped]
-    if not reasons:
+    if stopped:
+        params["stopped_for"] = tuple(f"{ingredient(m)} ({m.status_reason or 'coded symptom'})" for m in stopped)
+        evidence += [Datum(m.name, "stopped", m.end) for m in stopped]
+    if not evidence:
         return None
     tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in AI_INGREDIENTS}
-    failed = {i for m in stopped for i in m.groups if i in tried}
-    next_step = ("Two or more AIs have failed: discuss tamoxifen (check CYP2D6 inhibitors first)."
-                 if len(failed) >= 2 else "Discuss switching to another AI after a short break: about a third tolerate a different one.")
+    failed = sorted({i for m in stopped for i in m.groups if i in tried})
+    if len(failed) >= 2:
+        params["ais_failed"] = tuple(failed)
+    if metastatic := [r for group in rules.metastatic_sets for r in facts.has(group)]:
+        params["metastatic"] = names(metastatic)
+        evidence += data_of(metastatic)
     return Finding(
         topic="switch-therapy",
         indicator="warning",
-        summary="AIMSS persisting: discuss switching endocrine therapy with oncology",
-        evidence=(*_ai_evidence(facts), *reasons, f"AIs tried: {', '.join(sorted(tried)) or 'unknown'}."),
-        advice=next_step + " With metastatic disease and limited prognosis, discuss stopping.",
-        unverified_codes=_unverified(*facts.current_aromatase_inhibitors),
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
     )
 
 
@@ -368,30 +563,56 @@ def _stopped_for_symptoms(use: MedicationUse, words: tuple[str, ...]) -> bool:
     return any(word.lower() in text for word in words)
 
 
-def _interventions_in_place(facts: PatientFacts) -> list[str]:
-    records = [r.describe() for s in INTERVENTION_SETS for r in facts.has(s)]
-    drugs = [f"{m.name} ({m.source})" for g in ("duloxetine", *ANALGESICS, "neuropathic-analgesics") for m in facts.current(g)]
+def _started(item: MedicationUse | Record) -> date | None:
+    return item.start if isinstance(item, MedicationUse) else item.when
+
+
+def _interventions_in_place(facts: PatientFacts) -> list[MedicationUse | Record]:
+    records: list[MedicationUse | Record] = [r for s in INTERVENTION_SETS for r in facts.has(s)]
+    drugs = [m for g in ("duloxetine", *ANALGESICS, "neuropathic-analgesics") for m in facts.current(g)]
     return records + drugs
 
 
 def red_flags(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
-    rise = knowledge.rules.red_flags.min_pain_rise
-    if len(facts.pain_scores) < 2 or not facts.knows(DataSource.INTERVENTIONS, DataSource.MEDICATIONS):
-        return None
-    first, last = facts.pain_scores[0], facts.pain_scores[-1]
-    treatments = _interventions_in_place(facts)
-    if last.value - first.value < rise or not treatments:
+    rules = knowledge.rules.red_flags
+    params: Params = {**state(facts)}
+    evidence: list[Datum] = []
+    if found := [r for group in rules.condition_sets for r in facts.has(group)]:
+        params["flags"] = names(found)
+        evidence += data_of(found)
+    if facts.knows(DataSource.INTERVENTIONS, DataSource.MEDICATIONS) and (
+        worsening := _worsening_on_treatment(facts, rules.min_pain_rise)
+    ):
+        treatment, low, last = worsening
+        params |= {"first_pain": score(low), "first_pain_date": low.when, "treatments": names([treatment])}
+        evidence += [pain_datum(low), pain_datum(last), *data_of([treatment])]
+    if not evidence:
         return None
     return Finding(
         topic="red-flags",
         indicator="warning",
-        summary="Joint pain worsening despite treatment: consider recurrence or another cause",
-        evidence=(*_ai_evidence(facts), f"Pain rose from {first.describe()} to {last.describe()}.",
-                  *(f"On treatment: {t}." for t in treatments), f"Rule: a rise of {rise:g} or more despite treatment."),
-        advice=("Worsening pain despite treatment, new focal bone pain, lymphedema, chest-wall or "
-                "axillary symptoms, or new neurological findings call for evaluation for recurrence "
-                "or another cause: examine, image or refer."),
+        evidence=(*ai_data(facts), *evidence),
+        params=params,
     )
+
+
+def _worsening_on_treatment(
+    facts: PatientFacts, rise: float
+) -> tuple[MedicationUse | Record, Measurement, Measurement] | None:
+    """A rise of ``rise`` or more from a reading taken on a treatment (on or after its start) to
+    the latest reading: the treatment preceded the rise. A treatment without a start date cannot
+    be timed and does not count."""
+    last = facts.latest_pain
+    if last is None:
+        return None
+    for treatment in _interventions_in_place(facts):
+        if (since := _started(treatment)) is None:
+            continue
+        on_it = [m for m in facts.pain_scores if m.when >= since and m is not last]
+        low = min(on_it, key=lambda m: m.value, default=None)
+        if low is not None and last.value - low.value >= rise:
+            return treatment, low, last
+    return None
 
 
 def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
@@ -401,15 +622,20 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     shown = aimss_evidence(facts, knowledge)
     if not paused or not shown:
         return None
+    params: Params = {**state(facts), "ai_paused": f"{ingredient(paused[0])} {paused[0].status.replace('-', ' ')}"}
+    if reasons := tuple(m.status_reason for m in paused if m.status_reason):
+        params["stopped_for"] = reasons
+    safety = duloxetine_safety(facts, knowledge)
+    options = ["exercise", "acupuncture"]
+    if safety.allowed and not facts.current("duloxetine"):
+        options.append("duloxetine")
+    params |= {"options": tuple(options), **safety.params()}
     return Finding(
         topic="adherence",
         indicator="warning",
-        summary="Aromatase inhibitor stopped or on hold with joint symptoms: treat symptoms to resume it",
-        evidence=(*(f"{m.name}: {m.status} ({m.source})" + (f", reason: {m.status_reason}" if m.status_reason else "") + "." for m in paused),
-                  *describe(shown)),
-        advice=("Stopping the AI early raises the risk of recurrence. Treat the symptoms (exercise, "
-                "duloxetine, acupuncture) and discuss resuming or switching the AI."),
-        unverified_codes=_unverified(*paused, *shown),
+        evidence=(*(Datum(m.name, m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown),
+                  *_safety_data(safety)),
+        params=params,
     )
 
 
@@ -417,32 +643,7 @@ def data_incomplete(facts: PatientFacts) -> Finding:
     return Finding(
         topic="data-incomplete",
         indicator="warning",
-        summary="Some patient data could not be read: AIMSS guidance may be incomplete",
-        evidence=(),
-        unreadable=facts.unavailable,
-        advice=("Recommendations that depend on this data were not evaluated. The absence of a card "
-                "is not reassurance; review these data in the chart."),
-    )
-
-
-def describe(items: list[Evidence] | tuple[Evidence, ...]) -> tuple[str, ...]:
-    lines = []
-    for item in items:
-        if isinstance(item, MedicationUse):
-            lines.append(f"On {item.name} ({item.source}).")
-        elif isinstance(item, Measurement | Record):
-            lines.append(item.describe() + ".")
-    return tuple(lines)
-
-
-def _unverified(*sources: Evidence) -> tuple[str, ...]:
-    return tuple(sorted({code for source in sources for code in source.unverified_codes}))
-
-
-def _ai_evidence(facts: PatientFacts) -> tuple[str, ...]:
-    return tuple(
-        f"On {use.name}" + (f" since {use.start.isoformat()}" if use.start else "") + f" ({use.source})."
-        for use in facts.current_aromatase_inhibitors
+        params={"unavailable": tuple(sorted(facts.unavailable))},
     )
 
 

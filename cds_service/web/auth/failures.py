@@ -23,8 +23,12 @@ AuthFailure = Literal[
 
 
 class AuthError(Exception):
-    """The caller is not authenticated; `reason` says why, for metrics (never for the client)."""
+    """The caller is not authenticated; `reason` says why, for metrics (never for the client).
 
-    def __init__(self, reason: AuthFailure) -> None:
+    `detail` is for the log only: the token's `aud` or `iss` when those are what failed (claim
+    values, never the token or its signature)."""
+
+    def __init__(self, reason: AuthFailure, detail: str = "") -> None:
         super().__init__(reason)
         self.reason: AuthFailure = reason
+        self.detail = detail

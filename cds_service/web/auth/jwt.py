@@ -6,7 +6,9 @@ Every failure raises `AuthError` with a short machine code; the HTTP layer turns
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +78,7 @@ class JwtVerifier:
         if not isinstance(iss, str):
             raise AuthError("claims")
         if not self._resolver.is_trusted(iss):
-            raise AuthError("unknown_issuer")
+            raise AuthError("unknown_issuer", f"token iss {_shown(iss)}")
 
         key = await self._resolver.key_for(iss, kid)
         if not _algorithm_fits_key(alg, key):
@@ -85,7 +87,7 @@ class JwtVerifier:
 
         claims = _claims(payload)
         if not _audience_matches(payload["aud"], audience):
-            raise AuthError("audience")
+            raise AuthError("audience", f"token aud {_shown(payload['aud'])}")
         if self._check_time:
             self._check_times(payload)
         if not await self._replay_guard.first_use(claims.jti, claims.exp + self._leeway):
@@ -171,6 +173,11 @@ def _claims(payload: dict[str, Any]) -> Claims:
 def _is_number(value: object) -> bool:
     """A JSON number; Python's JSON parser also yields NaN and Infinity, which are not times."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(claim: object) -> str:
+    """A claim as the log may show it: JSON, printable ASCII only, at most 200 characters."""
+    return re.sub(r"[^\x21-\x7e]", "?", json.dumps(claim, ensure_ascii=True))[:200]
 
 
 def _audience_matches(aud: object, audience: str) -> bool:
