@@ -26,6 +26,7 @@ from cds_service.web import openapi
 from cds_service.web.auth.failures import AuthError
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.errors import ProblemResponse, Unauthorized, internal_error
+from cds_service.web.json_body import OrjsonRoute
 
 log = logging.getLogger("aimss_cds")
 
@@ -95,7 +96,7 @@ async def _hook_instance_of(request: Request) -> str | None:
 
 
 def routes() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=OrjsonRoute)
     authenticated = [Depends(_authenticate)]
 
     @router.get(
