@@ -77,8 +77,9 @@ def render(inputs: Inputs) -> str:
         f"({', '.join(inputs.topics['service RS384'])}); the floors one fixed card.",
         "",
         "Floors: **(a)** a bare FastAPI endpoint parsing the same body with the service's wire model; "
-        "**(b)** the same, also verifying the same JWT (RS384 or ES384; no replay guard); **(c)** a raw "
-        "ASGI endpoint decoding the body and reading every resource once. Each freezes its start-up "
+        "**(b)** the same, also verifying the same JWT (RS384 or ES384; no replay guard); (a) and (b) decode "
+        "the body as bare FastAPI does, with the standard library; **(c)** a raw ASGI endpoint decoding "
+        "the body with orjson, as the service does, and reading every resource once. Each freezes its start-up "
         "objects (`gc.freeze`) as the service does. The service runs with JWT checks off, and on "
         "with RS384 and ES384 tokens (a fresh `jti` a call, so every call writes the replay guard).",
         "",
