@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument(
         "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
     )
+    report.add_argument("--tenant", metavar="ISS", help="only this tenant (a JWT issuer)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     args = parser.parse_args(argv)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(logs.config(settings.log_level, settings.log_format))
     logs.install()
     if args.command == "report":
-        return _report(settings, args.days, args.json)
+        return _report(settings, args.days, args.tenant, args.json)
     return _serve(settings, args.host, args.port, args.workers)
 
 
@@ -86,11 +87,11 @@ def _days(value: str) -> int:
     return days
 
 
-def _report(settings: Settings, days: int | None, as_json: bool) -> int:
+def _report(settings: Settings, days: int | None, tenant: str | None, as_json: bool) -> int:
     """Reads the database ``serve`` writes, opened read-only: a wrong path is a message, never
     a new empty database."""
-    from cds_service.store import Database
-    from cds_service.store.report import format_report, topic_report
+    from cds_service.store import Database, StoreFault
+    from cds_service.store.report import format_report, tenant_label, tenant_report
 
     path = configuration.sqlite_path(settings.database_url)
     if path is not None and not path.exists():
@@ -106,16 +107,20 @@ def _report(settings: Settings, days: int | None, as_json: bool) -> int:
     try:
         database = Database(settings.database_url, read_only=True)
         try:
-            report = topic_report(database, since)
+            report = tenant_report(database, since, tenant)
         finally:
             database.close()
-    except (SQLAlchemyError, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
+    except (SQLAlchemyError, StoreFault, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
         problem = configuration.database_problem(settings.database_url, error)
         print(f"aimss-cds: cannot read the database: {problem}", file=sys.stderr)
         return CANNOT_START
     if as_json:
         window = since.isoformat() if since else None
-        print(json.dumps({"since": window, "topics": [row.to_json() for row in report]}, indent=2))
+        tenants = [
+            {"tenant": tenant_label(name), "topics": [row.to_json() for row in rows]}
+            for name, rows in report.items()
+        ]
+        print(json.dumps({"since": window, "tenants": tenants}, indent=2))
     else:
         print(format_report(report, since))
     return 0
@@ -130,11 +135,36 @@ def _check() -> int:
     return PROBLEMS_FOUND if any(status == "FAIL" for status, _ in lines) else 0
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def _bind_refusal(host: str, settings: Settings) -> ConfigurationError | None:
+    """A wildcard address is no URL a client calls: with JWT checks on, the audience must then
+    come from AIMSS_PUBLIC_BASE_URL (never from the request's Host header)."""
+    if host in WILDCARD_HOSTS and not settings.auth_disabled and not settings.public_base_url:
+        return ConfigurationError(
+            variable("public_base_url"),
+            f"unset, and --host {host or '(empty)'} listens on every address, so JWTs cannot be "
+            "checked against it: set it to the URL clients call",
+        )
+    return None
+
+
+def _listen_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
+    from cds_service.web.server import BoundedHttpToolsProtocol
+
     for warning in configuration.unknown_variables():
         log.warning("%s", warning)
+    if (refusal := _bind_refusal(host, settings)) is not None:
+        return _cannot_start(refusal)
+    # The workers read it as AIMSS_LISTEN_URL: the JWT audience without a public base URL.
+    os.environ["AIMSS_LISTEN_URL"] = _listen_url(host, port)
     try:
         issuers = configuration.trusted_issuers(settings)
         configuration.knowledge(settings)
@@ -157,6 +187,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
             log_level=settings.log_level.lower(),
             log_config=logs.config(settings.log_level, settings.log_format),
             access_log=False,
+            http=BoundedHttpToolsProtocol,
         )
     finally:
         if metrics_dir:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from cds_service.knowledge.loader import Knowledge, KnowledgeError, load_knowledge
 from cds_service.settings import DEFAULT_DATABASE_URL, Settings
 from cds_service.store.database import Database, engine_url
+from cds_service.store.faults import StoreFault
 from cds_service.store.schema import seen_jti
 from cds_service.web.auth.issuers import TrustedIssuer, load_trusted_issuers
 from cds_service.web.auth.public_sandbox import with_public_sandbox
@@ -153,7 +154,7 @@ def check_database(settings: Settings, *, create: bool) -> DatabaseState:
             setting, f"{shown}: the driver {error.name} is not installed "
             "(PostgreSQL: pip install 'aimss-cds[postgres]')"
         ) from None
-    except (ArgumentError, SQLAlchemyError) as error:
+    except (ArgumentError, SQLAlchemyError, StoreFault) as error:
         raise database_problem(settings.database_url, error) from None
     try:
         _probe_write(database)
@@ -198,7 +199,7 @@ class Effective:
         issuers = ",".join(issuer.iss for issuer in self.issuers) or "none"
         return (
             f"configuration: database={redacted(settings.database_url)} "
-            f"issuers={issuers} public_base_url={settings.public_base_url or '(request URL)'} "
+            f"issuers={issuers} public_base_url={settings.public_base_url or '(listen address)'} "
             f"auth={auth} open_fhir={'yes' if settings.allow_open_fhir else 'no'} "
             f"workers={self.workers} rules_file={settings.rules_file or '-'} "
             f"patient_hash_key={'set' if settings.patient_hash_key else 'in database'} "
@@ -252,8 +253,8 @@ def _database_line(settings: Settings) -> list[Line]:
 def _base_url_line(settings: Settings) -> list[Line]:
     setting, base = variable("public_base_url"), settings.public_base_url
     if base is None:
-        return [("warn", f"{setting}: unset: a JWT's aud must equal the URL each request arrives "
-                 "on; behind a proxy set it to the external URL")]
+        return [("warn", f"{setting}: unset: a JWT's aud must be the address serve listens on "
+                 "(--host/--port) plus the path; behind a proxy set it to the external URL")]
     parts = urlsplit(base)
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
         return [("warn", f"{setting}: {base} is plain http: EHRs call over https")]

@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None,
         description="Base URL clients call (JWT `aud` checks behind a proxy); "
-        "default: the URL the request arrived on.",
+        "default: `listen_url`. Never taken from the request's Host header.",
+    )
+    listen_url: str | None = Field(
+        default=None,
+        description="The address the service listens on, as a URL; `aimss-cds serve` sets it "
+        "from --host/--port. The JWT audience when `public_base_url` is unset.",
     )
     trusted_issuers_file: Path | None = Field(
         default=None, description="JSON file of trusted JWT issuers with a JWKS or a JWKS URL."
@@ -76,8 +81,38 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="`text` for people, `json` (one object a line) for pipelines."
     )
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        gt=0,
+        description="Largest request line and headers accepted by `serve` (431 above).",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's body (408)."
+    )
+    max_resources_per_key: int = Field(
+        default=5000,
+        gt=0,
+        description="Most resources read from one prefetch key; more make the key unavailable.",
+    )
+    max_resources_per_call: int = Field(
+        default=10000,
+        gt=0,
+        description="Most resources read in one hook call; above, the largest keys are unavailable.",
+    )
+    docs_enabled: bool = Field(
+        default=False, description="Serve /docs and /openapi.json (off: they map the attack surface)."
+    )
+    cors_origins: str = Field(
+        default="*", description="Origins browsers may call from, comma-separated; `*`: any."
+    )
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "listen_url")
     @classmethod
     def _absolute_base_url(cls, value: str | None) -> str | None:
         """``aud`` is compared with this plus the path: a typo here refuses every call."""

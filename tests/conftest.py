@@ -22,6 +22,7 @@ from cds_service.settings import Settings, default_profiles_dir
 from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata
 from cds_service.web.app import create_app
+from tests.signing import TESTSERVER
 
 TODAY = date(2026, 11, 21)
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
             **{
                 "auth_disabled": True,
                 "allow_open_fhir": True,
+                "listen_url": TESTSERVER,  # the JWT audience, as `serve` sets it
                 "database_url": f"sqlite:///{tmp_path}/aimss.db",
                 **overrides,
             }

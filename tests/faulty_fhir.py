@@ -28,6 +28,8 @@ FAULTS = (
     "huge",  # a valid, 25 MB Bundle
     "endless",  # a chunked body that trickles forever
     "next_loop",  # page 1 -> page 2 -> page 1 ...
+    "http_404",  # a search answered 404: says nothing about the patient's data
+    "not_a_bundle",  # a search answered with a lone resource
 )
 
 
@@ -131,6 +133,8 @@ class FaultyFhir:
                 writer.write(b"2\r\n1,\r\n")
                 await writer.drain()
                 await asyncio.sleep(0.05)
+        elif fault == "not_a_bundle":
+            await self._json(writer, 200, anastrozole(patient))
         elif fault == "next_loop":
             page = rest.partition("_page=")[2] or "1"
             other = "2" if page == "1" else "1"

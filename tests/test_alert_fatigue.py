@@ -119,7 +119,9 @@ def finding(topic: str, indicator: str) -> Finding:
 
 
 class QuietEverything:
-    def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
+    def snoozed_topics(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
         return frozenset({"serm-with-ai", "data-incomplete", "exercise"})
 
 
@@ -130,5 +132,5 @@ async def test_critical_cards_and_data_incomplete_are_never_quieted():
         finding("exercise", "info"),
     ]
     rules = SnoozeRules(reasons=("not-now",), days=30)
-    kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules)  # type: ignore[arg-type]
+    kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules, "t")  # type: ignore[arg-type]
     assert [f.topic for f in kept] == ["serm-with-ai", "data-incomplete"]

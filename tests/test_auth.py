@@ -243,7 +243,7 @@ async def test_token_from_the_future_is_rejected(
     assert await rejection(verifier, f"Bearer {make_token(**claims)}") == "not_yet_valid"
 
 
-@pytest.mark.parametrize("claims", [{"exp": NOW + 3601}, {"iat": NOW + 20, "exp": NOW + 10}])
+@pytest.mark.parametrize("claims", [{"exp": NOW + 901}, {"iat": NOW + 20, "exp": NOW + 10}])
 async def test_lifetime_too_long_or_negative_is_rejected(
     verifier: JwtVerifier, claims: dict[str, Any]
 ) -> None:
@@ -569,10 +569,28 @@ def test_issuers_file_with_both_kinds_loads(tmp_path: Path) -> None:
         ('{"issuers": []}', "at least one issuer"),
         ('{"issuers": ["https://ehr.example.org"]}', "JSON object"),
         ('{"issuers": [{"jwks_url": "https://a.example/jwks"}]}', "'iss'"),
-        ('{"issuers": [{"iss": "a"}]}', "exactly one"),
+        ('{"issuers": [{"iss": "a"}]}', "give 'jwks', 'jwks_url' or a 'jku' list"),
         (
             '{"issuers": [{"iss": "a", "jwks_url": "https://a.example/j", "jwks": {"keys": []}}]}',
-            "exactly one",
+            "not both",
+        ),
+        ('{"issuers": [{"iss": "a", "jku": ["http://a.example/j"]}]}', "https"),
+        ('{"issuers": [{"iss": "a", "jku": "https://a.example/j"}]}', "'jku' must be a list"),
+        (f'{{"issuers": [{{"iss": "{"a" * 256}", "jku": ["https://a.example/j"]}}]}}', "at most 255"),
+        (
+            '{"issuers": [{"iss": "a", "jku": ["https://a.example/j"], '
+            '"fhir_servers": ["https://u:pw@fhir.example/r4"]}]}',
+            "must not carry credentials",
+        ),
+        (
+            '{"issuers": [{"iss": "a", "jku": ["https://a.example/j"], "max_token_lifetime": "900"}]}',
+            "whole seconds",
+        ),
+        ('{"issuers": [{"iss": "a", "jku": ["https://a.example/j"], "mode": "shadow"}]}', "'mode'"),
+        ('{"issuers": [{"iss": "a", "jku": ["https://a.example/j"], "mode": "users"}]}', "'users'"),
+        (
+            '{"issuers": [{"iss": "a", "jku": ["https://a.example/j"], "users": ["Practitioner/1"]}]}',
+            "'users'",
         ),
         ('{"issuers": [{"iss": "a", "jwks_uri": "https://a.example/j"}]}', "jwks_uri"),
         ('{"issuers": [{"iss": "a", "jwks_url": "http://a.example/j"}]}', "https"),
@@ -614,3 +632,52 @@ async def test_in_memory_replay_guard_forgets_expired_ids() -> None:
     assert not await guard.first_use("a", NOW + 10)
     clock.advance(11)
     assert await guard.first_use("a", NOW + 30)  # storage is bounded by exp
+
+
+async def test_a_jwks_alg_is_the_only_algorithm_its_key_verifies() -> None:
+    """Security review: an RS384 key accepted an RS256 token."""
+    jwks = {"keys": [public_jwk(RSA_KEY, "rsa-384") | {"alg": "RS384"}]}
+    verifier = verifier_for(KeyResolver([TrustedIssuer(ISS, jwks=jwks)]))
+    rs256 = make_token(key=RSA_KEY, alg="RS256", kid="rsa-384")
+    assert await rejection(verifier, f"Bearer {rs256}") == "algorithm"
+    rs384 = make_token(key=RSA_KEY, alg="RS384", kid="rsa-384")
+    assert (await verifier.verify(f"Bearer {rs384}", AUDIENCE)).iss == ISS
+
+
+async def test_the_default_lifetime_fits_epics_fifteen_minute_tokens(verifier: JwtVerifier) -> None:
+    epic_like = make_token(iat=NOW - 10, exp=NOW + 890, nbf=NOW - 310)  # exp = iat + 900
+    assert (await verifier.verify(f"Bearer {epic_like}", AUDIENCE)).iss == ISS
+    assert await rejection(verifier, f"Bearer {make_token(exp=NOW + 901)}") == "lifetime"
+
+
+async def test_an_issuer_may_allow_longer_tokens() -> None:
+    issuer = TrustedIssuer(ISS, jwks=STATIC_JWKS, max_token_lifetime=3600)
+    verifier = verifier_for(KeyResolver([issuer]))
+    assert (await verifier.verify(f"Bearer {make_token(exp=NOW + 3600)}", AUDIENCE)).iss == ISS
+
+
+JKU = "https://ehr.example.org/api/epic/2019/Security/Open/PublicKeys/530013/530013"
+
+
+@respx.mock
+async def test_a_jku_is_followed_only_when_its_issuer_lists_it(http: httpx.AsyncClient) -> None:
+    """Epic names its key set in the token's jku: listed, it is fetched; anything else, 401."""
+    route = respx.get(JKU).mock(return_value=httpx.Response(200, json={"keys": [public_jwk(RSA_KEY, "epic-1")]}))
+    stranger = respx.get("https://attacker.example/jwks")
+    verifier = verifier_for(KeyResolver([TrustedIssuer(ISS, jku=(JKU,))], http))
+
+    def epic_token(jku: str | None) -> str:
+        headers = {"jku": jku} if jku else {}
+        return f"Bearer {make_token(key=RSA_KEY, alg='RS384', kid='epic-1', headers=headers)}"
+
+    assert (await verifier.verify(epic_token(JKU), AUDIENCE)).iss == ISS
+    assert route.call_count == 1
+    assert await rejection(verifier, epic_token("https://attacker.example/jwks")) == "jku"
+    assert await rejection(verifier, epic_token(None)) == "jku"
+    assert not stranger.called
+
+
+async def test_without_a_jku_list_a_tokens_jku_is_ignored(verifier: JwtVerifier) -> None:
+    """An entry with only iss and jwks behaves as before: the configured keys decide."""
+    token = make_token(headers={"jku": "https://attacker.example/jwks"})
+    assert (await verifier.verify(f"Bearer {token}", AUDIENCE)).iss == ISS

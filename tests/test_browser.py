@@ -33,8 +33,8 @@ PATIENTS = {patient.id: patient for patient in sandbox_patients(TODAY)}
 class ServerThread:
     """An ASGI app on a free loopback port, served by uvicorn in a thread."""
 
-    def __init__(self, app) -> None:
-        self.port = _free_port()
+    def __init__(self, app, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             # log_config=None: uvicorn's default config would stop its loggers propagating for
@@ -66,10 +66,12 @@ def stack(fhir_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         load_patients(fhir_server, list(PATIENTS.values()), client)
     key = ensure_dev_key(home / "key", ISSUER)
     database_url = f"sqlite:///{home}/aimss.db"
+    port = _free_port()
     settings = Settings(
-        trusted_issuers_file=key.issuers_file, allow_open_fhir=True, database_url=database_url
+        trusted_issuers_file=key.issuers_file, allow_open_fhir=True, database_url=database_url,
+        listen_url=f"http://127.0.0.1:{port}",
     )
-    service = ServerThread(create_app(settings, clock=lambda: TODAY))
+    service = ServerThread(create_app(settings, clock=lambda: TODAY), port)
     with service:
         page_app = web.create_app(service.url, fhir_server, home / "key", ISSUER, today=lambda: TODAY)
         with ServerThread(page_app) as page_server:

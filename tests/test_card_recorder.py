@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.store import Store
 from cds_service.store.schema import issued_cards
-from tests.test_store import DAY, SNOOZE, card, item
+from tests.test_store import DAY, DEV, SNOOZE, card, item
 
 VIEW = "aimss-patient-view"
 
@@ -32,11 +32,11 @@ async def test_a_batch_is_written_each_interval_and_the_last_at_shutdown(tmp_pat
     store = Store(f"sqlite:///{tmp_path}/aimss.db")
     recorder = CardRecorder(store.cards, interval=0.05)
     async with recorder.running():
-        recorder.add(VIEW, [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY)
-        recorder.add(VIEW, [card("u-3", "exercise")], "pk-b", DAY)
+        recorder.add(VIEW, [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY, tenant=DEV)
+        recorder.add(VIEW, [card("u-3", "exercise")], "pk-b", DAY, tenant=DEV)
         assert issued(store) == set(), "nothing is written on the call's path"
         assert await eventually_issued(store, {"u-1", "u-2", "u-3"}) == {"u-1", "u-2", "u-3"}
-        recorder.add(VIEW, [card("u-4", "hand-wrist")], "pk-a", DAY)
+        recorder.add(VIEW, [card("u-4", "hand-wrist")], "pk-a", DAY, tenant=DEV)
     assert issued(store) == {"u-1", "u-2", "u-3", "u-4"}
     store.close()
 
@@ -45,8 +45,8 @@ async def test_flush_before_feedback_lets_an_override_quiet_its_topic_at_once(tm
     store = Store(f"sqlite:///{tmp_path}/aimss.db")
     recorder = CardRecorder(store.cards, interval=3600)
     async with recorder.running():
-        recorder.add(VIEW, [card("u-1", "exercise")], "pk-a", DAY)
+        recorder.add(VIEW, [card("u-1", "exercise")], "pk-a", DAY, tenant=DEV)
         await recorder.flush()
-        store.feedback.add(VIEW, [item("u-1")], DAY)
-        assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"exercise"}
+        store.feedback.add(VIEW, [item("u-1")], DAY, tenant=DEV)
+        assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == {"exercise"}
     store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -197,15 +198,19 @@ def test_medications_unobtainable_is_412(client, fhir_server):
     assert "medicationRequests" in response.json()["issue"][0]["diagnostics"]
 
 
-def test_open_fhir_server_without_token_is_refused_unless_allowed(make_client):
+def test_open_fhir_server_without_token_is_refused_unless_allowed(make_client, caplog):
     strict = make_client(allow_open_fhir=False)
     prefetch = full_prefetch(ANASTROZOLE)
     del prefetch["medicationRequests"]
-    response = strict.post(
-        "/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch, fhirServer=CLOSED_PORT_FHIR)
-    )
+    with caplog.at_level(logging.INFO, logger="aimss_cds"):
+        response = strict.post(
+            "/cds-services/aimss-patient-view",
+            json=patient_view(prefetch=prefetch, fhirServer=CLOSED_PORT_FHIR),
+        )
     assert response.status_code == 412
-    assert "no_fhir_authorization" in response.json()["issue"][0]["diagnostics"]
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert diagnostics.endswith(": medicationRequests") and "no_fhir_authorization" not in diagnostics
+    assert "medicationRequests:no_fhir_authorization" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -277,7 +282,7 @@ def test_unreadable_medications_are_412(client):
     prefetch = full_prefetch(ANASTROZOLE) | {"medicationRequests": bundle_of(WRONGLY_TYPED["medicationReference a string"])}
     response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch))
     assert response.status_code == 412
-    assert "medicationRequests (malformed_content)" in response.json()["issue"][0]["diagnostics"]
+    assert response.json()["issue"][0]["diagnostics"].endswith(": medicationRequests")
 
 
 @pytest.mark.parametrize("broken", [{"resourceType": "Bundle", "entry": 5}, {"resourceType": "Bundle", "link": "x"}])

@@ -90,15 +90,16 @@ async def test_no_authorization_header_without_token(mock, http):
         assert "Authorization" not in route.calls.last.request.headers
 
 
-async def test_read_of_missing_resource_is_empty(mock, http):
-    serve(mock, f"{BASE}/Patient/nope", status=404, json=outcome("error"))
-    assert await client(http).fetch("Patient/nope") == []
+@pytest.mark.parametrize("body", [None, outcome("error")])
+async def test_a_search_answered_404_is_unavailable_not_empty(mock, http, body):
+    """Security review (patient safety): a server answering searches with 404 read as "no data"."""
+    serve(mock, SEARCH, status=404, **({"json": body} if body else {}))
+    assert await reason(client(http)) == "http_404"
 
 
-async def test_single_resource_read(mock, http):
-    patient = {"resourceType": "Patient", "id": "p1"}
-    serve(mock, f"{BASE}/Patient/p1", json=patient)
-    assert await client(http).fetch("/Patient/p1") == [patient]
+async def test_a_search_answered_with_anything_but_a_bundle_is_unavailable(mock, http):
+    serve(mock, SEARCH, json={"resourceType": "Patient", "id": "p1"})
+    assert await reason(client(http)) == "not_a_bundle"
 
 
 async def test_informational_outcome_entry_is_dropped(mock, http):
@@ -217,7 +218,7 @@ async def test_missing_later_page_is_an_error_not_the_end(mock, http):
         await client(http).fetch("Observation?patient=p1")
 
 
-async def test_later_page_that_is_not_a_bundle_is_malformed(mock, http):
+async def test_later_page_that_is_not_a_bundle_is_an_error(mock, http):
     serve(mock, SEARCH, json=bundle(obs("1"), obs("2"), next=page(2)))
     serve(mock, page(2), json=obs("3"))
-    assert await reason(client(http)) == "malformed"
+    assert await reason(client(http)) == "not_a_bundle"

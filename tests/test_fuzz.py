@@ -92,6 +92,7 @@ def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
     folder: Path = tmp_path_factory.mktemp("fuzz")
     app = create_app(
         Settings(auth_disabled=True, allow_open_fhir=True, database_url=f"sqlite:///{folder}/fuzz.db",
+                 docs_enabled=True,  # schemathesis reads /openapi.json
                  hook_deadline=0.5),
         clock=lambda: TODAY,
     )

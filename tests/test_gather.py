@@ -83,8 +83,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def access(http: httpx.AsyncClient, allow_open: bool = False, deadline: float = 2.0) -> FhirAccess:
-    return FhirAccess(http=http, allow_open=allow_open, request_timeout=1.0, deadline=deadline, max_pages=5)
+def access(
+    http: httpx.AsyncClient, allow_open: bool = False, deadline: float = 2.0, **limits: int
+) -> FhirAccess:
+    return FhirAccess(http=http, allow_open=allow_open, request_timeout=1.0, deadline=deadline, max_pages=5,
+                      **({"max_per_key": 1000, "max_per_call": 5000} | limits))
 
 
 def serve_all(mock: respx.MockRouter, patient: str = "p1") -> dict[str, respx.Route]:
@@ -312,6 +315,30 @@ async def test_resources_of_another_patient_are_dropped(mock, http):
     prefetch = {**full_prefetch(), "pain": bundle(mine, theirs, unlinked)}
     gathered = await gather(request(prefetch), TEMPLATES, access(http))
     assert ids(gathered.resources["pain"]) == ["o1", "o3"]
+
+
+async def test_a_search_key_prefetched_as_a_lone_resource_is_unavailable(mock, http):
+    prefetch = full_prefetch() | {"pain": res("Observation", "o1")}
+    gathered = await gather(request(prefetch), TEMPLATES, access(http))
+    assert gathered.unavailable == {"pain": "prefetch_not_a_bundle"}
+    assert gathered.resources["patient"] == [res("Patient", "p1")], "a read is answered by the resource"
+
+
+async def test_keys_over_the_resource_limits_are_unavailable_not_read_in_part(mock, http):
+    many = [res("Observation", f"o{i}") for i in range(4)]
+    prefetch = full_prefetch() | {"pain": bundle(*many)}
+    per_key = await gather(request(prefetch), TEMPLATES, access(http, max_per_key=3))
+    assert per_key.unavailable == {"pain": "too_many_resources"} and "pain" not in per_key.resources
+    per_call = await gather(request(prefetch), TEMPLATES, access(http, max_per_call=5))
+    assert per_call.unavailable == {"pain": "too_many_resources"}, "the largest key goes first"
+    assert set(per_call.resources) == {"patient", "meds"}
+
+
+async def test_a_server_the_tenant_may_not_name_is_never_contacted(mock, http):
+    routes = serve_all(mock)
+    gathered = await gather(request(), TEMPLATES, access(http), may_contact=False)
+    assert gathered.unavailable == dict.fromkeys(TEMPLATES, "fhir_server_not_allowed")
+    assert not any(route.called for route in routes.values())
 
 
 # --- what an operator reads --------------------------------------------------------------------

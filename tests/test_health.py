@@ -31,4 +31,17 @@ def test_ready_is_503_with_an_operation_outcome_when_the_store_is_down(make_clie
     assert outcome["issue"][0]["code"] == "transient"
     assert client.get("/health").status_code == 200, "liveness does not depend on the store"
     shutil.rmtree(database)
-    assert client.get("/ready").status_code == 200, "ready again once the store is back"
+    assert client.get("/ready").status_code == 503, "a new, empty file there is not the store"
+    assert make_client(database_url=f"sqlite:///{database}").get("/ready").status_code == 200, (
+        "a restart takes the file that is there"
+    )
+
+
+def test_ready_is_503_once_the_database_file_is_deleted(make_client, tmp_path: Path):
+    """SQLite goes on writing into the unlinked file: feedback answered 200 and gone at restart."""
+    client = make_client(database_url=f"sqlite:///{tmp_path}/store.db")
+    assert client.get("/ready").status_code == 200
+    (tmp_path / "store.db").unlink()
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["issue"][0]["code"] == "transient"

@@ -69,13 +69,14 @@ def debug_everywhere() -> Iterator[Capture]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """The app under a real uvicorn server (its own loggers left to propagate), on a free port."""
-    settings = Settings(
-        trusted_issuers_file=write_issuers_file(tmp_path), allow_open_fhir=True,
-        database_url=f"sqlite:///{tmp_path}/aimss.db", hook_deadline=0.5,
-    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    settings = Settings(
+        trusted_issuers_file=write_issuers_file(tmp_path), allow_open_fhir=True,
+        database_url=f"sqlite:///{tmp_path}/aimss.db", hook_deadline=0.5,
+        listen_url=f"http://127.0.0.1:{port}",
+    )
     config = uvicorn.Config(create_app(settings, clock=lambda: TODAY), host="127.0.0.1", port=port,
                             log_config=None, log_level="debug", access_log=True)
     server = uvicorn.Server(config)

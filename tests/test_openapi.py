@@ -14,8 +14,8 @@ from tests.signing import bearer, write_issuers_file
 PV = "/cds-services/aimss-patient-view"
 DOCUMENTED = {
     ("/cds-services", "get"): {"200", "401", "500", "503"},
-    ("/cds-services/{service_id}", "post"): {"200", "400", "401", "404", "412", "500", "503"},
-    ("/cds-services/{service_id}/feedback", "post"): {"200", "400", "401", "404", "500", "503"},
+    ("/cds-services/{service_id}", "post"): {"200", "400", "401", "404", "412", "413", "500", "503"},
+    ("/cds-services/{service_id}/feedback", "post"): {"200", "400", "401", "404", "413", "500", "503"},
     ("/health", "get"): {"200"},
     ("/ready", "get"): {"200", "503"},
     ("/metrics", "get"): {"200"},
@@ -24,7 +24,9 @@ DOCUMENTED = {
 
 @pytest.fixture
 def api(make_client, tmp_path):
-    return make_client(auth_disabled=False, trusted_issuers_file=write_issuers_file(tmp_path))
+    return make_client(
+        auth_disabled=False, trusted_issuers_file=write_issuers_file(tmp_path), docs_enabled=True
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from cds_service.store import Store
 from cds_service.store.issued import issued_rows
-from tests.test_store import card, item
+from tests.test_store import DEV, card, item
 
 
 def run_report(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,19 +27,21 @@ def fill(database_url: str) -> None:
     long_ago = today - timedelta(days=40)
     view = "aimss-patient-view"
     store.cards.record_rows(issued_rows(view, [card("e-1", "exercise"), card("e-2", "exercise"), card("e-3", "exercise"),
-                              card("d-1", "duloxetine")], "pk-a", today))
-    store.cards.record_rows(issued_rows(view, [card("e-old", "exercise")], "pk-b", long_ago))
+                              card("d-1", "duloxetine")], "pk-a", today, tenant=DEV))
+    store.cards.record_rows(issued_rows(view, [card("e-old", "exercise")], "pk-b", long_ago, tenant=DEV))
     store.feedback.add(view, [item("e-1", "accepted"), item("e-2", code="not-now"),
                               item("e-2", code="not-now", outcomeTimestamp="2026-11-21T13:30:00Z"),
                               item("d-1", code="patient-declined"), item("e-old", code="disagree"),
-                              item("stranger", code="not-now")], today)
+                              item("stranger", code="not-now")], today, tenant=DEV)
 
 
 def test_json_report_counts_each_card_once_per_topic(database_url):
     fill(database_url)
     result = run_report(database_url, "--json")
     assert result.returncode == 0, result.stderr
-    by_topic = {row["topic"]: row for row in json.loads(result.stdout)["topics"]}
+    (development,) = json.loads(result.stdout)["tenants"]
+    assert development["tenant"] == "development"
+    by_topic = {row["topic"]: row for row in development["topics"]}
     exercise = by_topic["exercise"]
     assert (exercise["issued"], exercise["accepted"], exercise["overridden"]) == (4, 1, 2)
     assert exercise["acceptance_rate"] == 0.25 and exercise["override_rate"] == 0.5
@@ -51,15 +53,42 @@ def test_json_report_counts_each_card_once_per_topic(database_url):
 
 def test_days_keeps_recent_cards_and_the_table_is_readable(database_url):
     fill(database_url)
-    recent = {r["topic"]: r for r in json.loads(run_report(database_url, "--days", "7", "--json").stdout)["topics"]}
+    (development,) = json.loads(run_report(database_url, "--days", "7", "--json").stdout)["tenants"]
+    recent = {r["topic"]: r for r in development["topics"]}
     assert (recent["exercise"]["issued"], recent["exercise"]["overridden"]) == (3, 1)
     table = run_report(database_url, "--days", "7")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
     assert "cards issued since" in lines[0]
     (exercise,) = [line for line in lines if line.startswith("exercise ")]
-    assert exercise.split()[:6] == ["exercise", "3", "1", "1", "33%", "33%"]
+    assert exercise.split()[:7] == ["exercise", "3", "0", "1", "1", "33%", "33%"]
     assert "not-now 2" in exercise
+
+
+def test_silent_cards_are_what_would_have_fired_per_tenant(database_url):
+    """A tenant in a silent go-live: its cards were computed and recorded, none returned."""
+    store = Store(database_url)
+    today = datetime.now(UTC).date()
+    view = "aimss-patient-view"
+    silent, live = "https://ehr-silent.example.org", "https://ehr-live.example.org"
+    store.cards.record_rows(issued_rows(view, [card("s-1", "exercise"), card("s-2", "duloxetine")], "pk-s",
+                                        today, tenant=silent, silent=True))
+    store.cards.record_rows(issued_rows(view, [card("l-1", "exercise")], "pk-l", today, tenant=live))
+    store.feedback.add(view, [item("l-1", "accepted")], today, tenant=live)
+    store.feedback.add(view, [item("l-1", code="not-now")], today, tenant=silent)  # not its card
+    report = json.loads(run_report(database_url, "--json").stdout)["tenants"]
+    shown = {t["tenant"]: {r["topic"]: (r["issued"], r["silent"], r["accepted"], r["overridden"])
+                           for r in t["topics"]} for t in report}
+    assert shown == {
+        live: {"exercise": (1, 0, 1, 0)},
+        silent: {"exercise": (0, 1, 0, 0), "duloxetine": (0, 1, 0, 0), "(card not on record)": (0, 0, 0, 1)},
+    }
+    only = json.loads(run_report(database_url, "--json", "--tenant", silent).stdout)["tenants"]
+    assert [t["tenant"] for t in only] == [silent]
+    table = run_report(database_url, "--tenant", silent).stdout
+    assert f"tenant {silent}" in table and live not in table
+    (exercise,) = [line for line in table.splitlines() if line.startswith("exercise ")]
+    assert exercise.split()[:3] == ["exercise", "0", "1"]
 
 
 def test_report_of_an_empty_database_says_so(database_url):

@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import MetaData, Table, create_engine, insert, select
 
 from cds_service.hooks.protocol import Card, Coding, FeedbackItem, Source
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
@@ -16,9 +16,12 @@ from cds_service.store.database import engine_url
 from cds_service.store.issued import issued_rows
 from cds_service.store.patients import PatientKeys
 from cds_service.store.replay import DatabaseReplayGuard
-from cds_service.store.schema import metadata, seen_jti
+from cds_service.store.report import tenant_report
+from cds_service.store.schema import issued_cards, metadata, seen_jti
+from cds_service.store.tenants import DEVELOPMENT_TENANT
 
 DAY = date(2026, 11, 21)
+DEV = DEVELOPMENT_TENANT
 SNOOZE = SnoozeRules(reasons=("not-now", "already-addressed"), days=30)
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
 
@@ -43,8 +46,8 @@ def card(uuid: str, topic: str, indicator: str = "info") -> Card:
 
 def test_feedback_is_stored_once(database_url):
     log = FeedbackLog(Database(database_url))
-    assert log.add("aimss-patient-view", [item("c-1"), item("c-2", "accepted")], DAY) == 2
-    assert log.add("aimss-patient-view", [item("c-1")], DAY + timedelta(days=1)) == 0
+    assert log.add("aimss-patient-view", [item("c-1"), item("c-2", "accepted")], DAY, tenant=DEV) == 2
+    assert log.add("aimss-patient-view", [item("c-1")], DAY + timedelta(days=1), tenant=DEV) == 0
     rows = sorted(log.rows(), key=lambda row: row["card_uuid"])
     assert [(r["card_uuid"], r["outcome"], r["received_on"]) for r in rows] == [
         ("c-1", "overridden", DAY),
@@ -100,41 +103,41 @@ def test_jti_is_stored_hashed_and_expired_ids_are_pruned(database_url):
 
 def test_patient_key_is_one_generated_secret_for_every_worker(database_url):
     first, second = Store(database_url), Store(database_url)
-    assert first.patients.key("http://fhir/", "p-1") == second.patients.key("http://fhir", "p-1")
-    assert first.patients.key("http://fhir", "p-1") != first.patients.key("http://other", "p-1")
+    assert first.patients.key("http://fhir/", "p-1", tenant=DEV) == second.patients.key("http://fhir", "p-1", tenant=DEV)
+    assert first.patients.key("http://fhir", "p-1", tenant=DEV) != first.patients.key("http://other", "p-1", tenant=DEV)
     configured = PatientKeys.for_database(Database(database_url), "a configured secret")
-    assert configured.key("http://fhir", "p-1") != first.patients.key("http://fhir", "p-1")
+    assert configured.key("http://fhir", "p-1", tenant=DEV) != first.patients.key("http://fhir", "p-1", tenant=DEV)
 
 
 def test_snoozed_topics_come_from_snoozing_overrides_of_the_patients_cards(database_url):
     store = Store(database_url)
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY))
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY))
-    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"exercise"}
-    assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE) == frozenset()
-    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE) == {"exercise"}
-    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE) == frozenset()
-    assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0)) == frozenset()
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY, tenant=DEV))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "exercise")], "pk-b", DAY, tenant=DEV))
+    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="patient-declined")], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-b", DAY, SNOOZE, tenant=DEV) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE, tenant=DEV) == {"exercise"}
+    assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE, tenant=DEV) == frozenset()
+    assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0), tenant=DEV) == frozenset()
 
 
 def test_feedback_before_the_issued_record_still_snoozes(database_url):
     store = Store(database_url)
-    store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY))
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == {"hand-wrist"}
+    store.feedback.add("aimss-patient-view", [item("u-9", code="already-addressed")], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == frozenset()
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-9", "hand-wrist")], "pk-a", DAY, tenant=DEV))
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == {"hand-wrist"}
 
 
 def test_a_reason_of_another_code_system_does_not_snooze(database_url):
     store = Store(database_url)
-    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise")], "pk-a", DAY, tenant=DEV))
     other = FeedbackItem.model_validate({
         "card": "u-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T13:29:01Z",
         "overrideReason": {"reason": {"system": "http://example.org/override", "code": "not-now"}},
     })
-    store.feedback.add("aimss-patient-view", [other], DAY)
-    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE) == frozenset()
+    store.feedback.add("aimss-patient-view", [other], DAY, tenant=DEV)
+    assert store.cards.snoozed_topics("pk-a", DAY, SNOOZE, tenant=DEV) == frozenset()
 
 
 def test_ping_reaches_both_engines(database_url):
@@ -171,3 +174,60 @@ def test_workers_starting_together_on_a_fresh_database_all_start(database_url, t
         with ThreadPoolExecutor(4) as pool:
             for future in [pool.submit(start) for _ in range(4)]:
                 future.result()
+
+
+A, B = "https://ehr-a.example.org", "https://ehr-b.example.org"
+VIEW = "aimss-patient-view"
+
+
+def test_a_patient_has_one_key_per_tenant(database_url):
+    keys = Store(database_url).patients
+    assert keys.key("http://fhir", "p-1", tenant=A) != keys.key("http://fhir", "p-1", tenant=B)
+    assert keys.key("http://fhir/", "p-1", tenant=A) == keys.key("http://fhir", "p-1", tenant=A)
+
+
+def test_one_tenant_cannot_quiet_another_tenants_cards(database_url):
+    """Issuer B, naming A's FHIR server, patient and even A's card, and answering "not now"."""
+    store = Store(database_url)
+    key_at_a = store.patients.key("https://fhir.a.example.org", "p-1", tenant=A)
+    key_at_b = store.patients.key("https://fhir.a.example.org", "p-1", tenant=B)
+    store.cards.record_rows(issued_rows(VIEW, [card("a-1", "exercise")], key_at_a, DAY, tenant=A))
+    store.cards.record_rows(issued_rows(VIEW, [card("b-1", "duloxetine")], key_at_b, DAY, tenant=B))
+    store.feedback.add(VIEW, [item("a-1"), item("b-1")], DAY, tenant=B)
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=A) == frozenset()
+    assert store.cards.snoozed_topics(key_at_b, DAY, SNOOZE, tenant=B) == {"duloxetine"}
+    store.feedback.add(VIEW, [item("a-1")], DAY, tenant=A)
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=A) == {"exercise"}
+    assert store.cards.snoozed_topics(key_at_a, DAY, SNOOZE, tenant=B) == frozenset()
+
+
+def _schema_before_tenants() -> MetaData:
+    """The tables as they were before tenants: no tenant or silent column, no probe table."""
+    old = MetaData()
+    for table in metadata.sorted_tables:
+        if table.name != "store_probe":
+            Table(table.name, old, *(c._copy() for c in table.columns if c.name not in {"tenant", "silent"}))
+    return old
+
+
+def test_a_database_from_before_tenants_gains_the_columns_and_keeps_its_rows(database_url):
+    url = engine_url(database_url)
+    engine = create_engine(url)
+    _schema_before_tenants().create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(issued_cards), {
+            "card_uuid": "old-1", "service_id": VIEW, "topic": "exercise", "indicator": "info",
+            "patient_key": "pk-old", "issued_on": DAY,
+        })
+    engine.dispose()
+    store = Store(database_url)
+    store.feedback.add(VIEW, [item("old-1", "accepted")], DAY, tenant="")  # as an old row reads
+    report = tenant_report(store.database)
+    assert list(report) == [""]
+    (exercise,) = report[""]
+    assert (exercise.topic, exercise.issued, exercise.accepted) == ("exercise", 1, 1)
+    store.cards.record_rows(issued_rows(VIEW, [card("new-1", "exercise")], "pk-new", DAY, tenant=A))
+    assert {tenant: [r.issued for r in rows] for tenant, rows in tenant_report(store.database).items()} == {
+        "": [1], A: [1]
+    }
+    Store(database_url).close()  # a second start finds every column there

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from cds_service.fhir.failures import network_failure
-from cds_service.fhir.resources import bundle_resources, is_error_outcome, next_link
+from cds_service.fhir.resources import bundle_resources, is_error_outcome, is_read, next_link
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
@@ -47,8 +47,9 @@ class FhirClient:
         self._max_pages = max_pages
 
     async def fetch(self, relative_url: str) -> list[dict[str, Any]]:
-        """The resources a read or search returns, following every ``next`` page."""
-        return await self.follow(urljoin(self._base, relative_url.lstrip("/")), first_page=True)
+        """The resources a search (or a read) returns, following every ``next`` page."""
+        url = urljoin(self._base, relative_url.lstrip("/"))
+        return await self.follow(url, read=is_read(relative_url))
 
     async def read(self, reference: str) -> dict[str, Any]:
         """The resource a literal reference names, relative to the server or absolute on its
@@ -63,8 +64,12 @@ class FhirClient:
             raise FhirError("operation_outcome")
         return body
 
-    async def follow(self, url: str, *, first_page: bool = False) -> list[dict[str, Any]]:
-        """Resources from ``url`` and its ``next`` links (also used to finish a paged prefetch)."""
+    async def follow(self, url: str, *, read: bool = False) -> list[dict[str, Any]]:
+        """Resources from ``url`` and its ``next`` links (also used to finish a paged prefetch).
+
+        A search is answered by a Bundle even when nothing matches: a 404 or any other answer
+        says nothing about the patient's data, so it is an error ("unavailable"), never "no
+        data". Only a ``read`` answers with the resource itself."""
         resources: list[dict[str, Any]] = []
         visited: set[str] = set()
         current: str | None = url
@@ -77,17 +82,14 @@ class FhirClient:
                 raise FhirError("foreign_next_link")
             visited.add(current)
             body = await self._get(current)
-            on_first_page = first_page and len(visited) == 1
-            if body is None:  # a read of a resource that does not exist; a lost page is an error
-                if on_first_page:
-                    return resources
+            if body is None:
                 raise FhirError("http_404")
             if body.get("resourceType") != "Bundle":
                 if is_error_outcome(body):
                     raise FhirError("operation_outcome")
-                if on_first_page:
+                if read and len(visited) == 1:
                     return [body]
-                raise FhirError("malformed")
+                raise FhirError("not_a_bundle")
             for resource in bundle_resources(body):
                 if is_error_outcome(resource):
                     raise FhirError("operation_outcome")

@@ -20,7 +20,8 @@ WORDS = {
     "unreachable": "FHIR server unreachable",
     # the FHIR server's answer
     "unauthorized": "FHIR server refused the access token (HTTP 401/403)",
-    "http_404": "a page of results is gone (HTTP 404)",
+    "http_404": "the FHIR server answered a search or a page of results with 404",
+    "not_a_bundle": "the FHIR server answered a search with something other than a Bundle",
     "too_large": "FHIR answer above the size limit",
     "malformed": "FHIR answer is not FHIR JSON",
     "operation_outcome": "FHIR server answered with an error OperationOutcome",
@@ -35,9 +36,12 @@ WORDS = {
     "no_fhir_server": "no fhirServer in the request",
     "no_fhir_authorization": "no fhirAuthorization (set AIMSS_ALLOW_OPEN_FHIR=1 for development)",
     "fhir_server_not_https": "fhirServer is not https (set AIMSS_ALLOW_OPEN_FHIR=1 for development)",
+    "fhir_server_not_allowed": "fhirServer is not in the fhir_servers of the caller's issuer",
+    "too_many_resources": "more resources than AIMSS_MAX_RESOURCES_PER_KEY / _PER_CALL",
     # the prefetch the EHR sent
     "unresolved_token": "a prefetch token has no value in this call",
     "prefetch_operation_outcome": "the EHR's prefetch holds an error OperationOutcome",
+    "prefetch_not_a_bundle": "the EHR's prefetch for a search is not a Bundle",
     "malformed_content": "the data is not valid FHIR R4",
 }
 

@@ -2,8 +2,9 @@
 Medications its orders reference when they did not come with them.
 
 Per key the result is resources or "unavailable" with a reason. ``null`` in prefetch is "no
-data"; an OperationOutcome, a failed fetch or the deadline make the key unavailable, never
-empty.
+data"; an OperationOutcome, anything but a Bundle (every key is a search), a failed fetch or
+the deadline make the key unavailable, never empty. So does a key over the deployment's
+resource limits: a chart too big to read within the deadline is refused, not read in part.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cds_service.fhir.failures import words
 from cds_service.fhir.resources import (
     bundle_resources,
     is_error_outcome,
+    is_read,
     next_link,
     patient_of,
     unresolved_medications,
@@ -49,6 +51,8 @@ class FhirAccess:
     request_timeout: float
     deadline: float
     max_pages: int
+    max_per_key: int
+    max_per_call: int
 
 
 @dataclass
@@ -82,8 +86,13 @@ def render_template(template: str, context: Mapping[str, Any]) -> str | None:
 
 
 async def gather(
-    request: HookRequest, templates: Mapping[str, str], access: FhirAccess
+    request: HookRequest,
+    templates: Mapping[str, str],
+    access: FhirAccess,
+    *,
+    may_contact: bool = True,
 ) -> Gathered:
+    """``may_contact``: whether the call's tenant may make us contact its ``fhirServer``."""
     gathered = Gathered()
     prefetch = request.prefetch or {}
     to_fetch: dict[str, str] = {}
@@ -102,6 +111,10 @@ async def gather(
         elif is_error_outcome(value):
             gathered.unavailable[key] = "prefetch_operation_outcome"
         elif value.get("resourceType") == "Bundle":
+            listed = value.get("entry")
+            if isinstance(listed, list) and len(listed) > access.max_per_key:
+                gathered.unavailable[key] = "too_many_resources"
+                continue
             entries = list(bundle_resources(value))
             if any(is_error_outcome(entry) for entry in entries):
                 gathered.unavailable[key] = "prefetch_operation_outcome"
@@ -111,8 +124,10 @@ async def gather(
             ]
             if (more := next_link(value)) is not None:
                 to_continue[key] = more
-        else:
+        elif is_read(template):
             gathered.resources[key] = [value]
+        else:
+            gathered.unavailable[key] = "prefetch_not_a_bundle"
     known = _medications(gathered)
     to_resolve = {
         key: missing
@@ -120,11 +135,29 @@ async def gather(
         if key not in to_continue and (missing := unresolved_medications([*found, *known]))
     }
     if to_fetch or to_continue or to_resolve:
-        await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered)
+        refusal = None if may_contact else "fhir_server_not_allowed"
+        await _fetch_missing(request, to_fetch, to_continue, to_resolve, access, gathered, refusal)
     _drop_other_patients(gathered, request.context.get("patientId"))
+    _within_limits(gathered, access)
     if gathered.unavailable:
         _log_unavailable(gathered.unavailable, request.fhirServer)
     return gathered
+
+
+def _within_limits(gathered: Gathered, access: FhirAccess) -> None:
+    """Keys over ``max_per_key``, then the largest keys until the call is within
+    ``max_per_call``, become unavailable: reading them would stall the worker."""
+    sizes = {key: len(found) for key, found in gathered.resources.items()}
+    over = {key for key, size in sizes.items() if size > access.max_per_key}
+    total = sum(size for key, size in sizes.items() if key not in over)
+    for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if key not in over and total > access.max_per_call:
+            over.add(key)
+            total -= sizes[key]
+    for key in over:
+        log.warning("key %s has %d resources: over the limits, not read", key, sizes[key])
+        del gathered.resources[key]
+        gathered.unavailable[key] = "too_many_resources"
 
 
 def _log_unavailable(unavailable: Mapping[str, str], fhir_server: str | None) -> None:
@@ -173,11 +206,12 @@ async def _fetch_missing(
     to_resolve: Mapping[str, Mapping[str, str]],
     access: FhirAccess,
     gathered: Gathered,
+    refusal: str | None,
 ) -> None:
     """Every absent key, the rest of every paged one and the Medications they reference, all
-    at once under one deadline."""
+    at once under one deadline; none when ``refusal`` (the tenant may not name the server)."""
     keys = [*to_fetch, *to_continue, *to_resolve]
-    refusal = _refusal(request, access)
+    refusal = refusal or _refusal(request, access)
     if refusal is not None:
         for key in keys:
             gathered.unavailable[key] = refusal

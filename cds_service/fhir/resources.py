@@ -8,6 +8,7 @@ Parsed JSON objects are always ``dict``: the checks say ``dict``, not the ``Mapp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from typing import Any
@@ -144,3 +145,12 @@ def unresolved_medications(resources: Iterable[Resource]) -> dict[str, str]:
         if target and target.startswith("Medication/") and target not in present:
             missing[target] = str(reference)
     return missing
+
+
+_READ = re.compile(r"^/?[A-Z][A-Za-z]+/[^/?&=]+$")
+
+
+def is_read(relative_url: str) -> bool:
+    """``Type/id`` (or its prefetch template): a read, answered by the resource; anything else
+    is a search, answered by a Bundle."""
+    return _READ.match(relative_url) is not None

@@ -8,6 +8,7 @@ which says what could not be read on this call.
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 from starlette.concurrency import run_in_threadpool
@@ -24,10 +25,18 @@ def may_be_quieted(finding: Finding) -> bool:
 
 
 async def without_quieted(
-    findings: list[Finding], ledger: CardLedger, patient_key: str, today: date, rules: SnoozeRules
+    findings: list[Finding],
+    ledger: CardLedger,
+    patient_key: str,
+    today: date,
+    rules: SnoozeRules,
+    tenant: str,
 ) -> list[Finding]:
-    """The findings minus quieted topics; no database read when nothing could be quieted."""
+    """The findings minus topics the tenant's clinicians quieted; no database read when nothing
+    could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
-    quieted = await run_in_threadpool(ledger.snoozed_topics, patient_key, today, rules)
+    quieted = await run_in_threadpool(
+        functools.partial(ledger.snoozed_topics, patient_key, today, rules, tenant=tenant)
+    )
     return [f for f in findings if not (f.topic in quieted and may_be_quieted(f))]

@@ -32,8 +32,19 @@ class CardRecorder:
         self._interval = interval
         self._pending: list[IssuedRow] = []
 
-    def add(self, service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> None:
-        self._pending += issued_rows(service_id, cards, patient_key, issued_on)
+    def add(
+        self,
+        service_id: str,
+        cards: Sequence[Card],
+        patient_key: str,
+        issued_on: date,
+        *,
+        tenant: str,
+        silent: bool = False,
+    ) -> None:
+        self._pending += issued_rows(
+            service_id, cards, patient_key, issued_on, tenant=tenant, silent=silent
+        )
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []

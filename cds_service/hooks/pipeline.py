@@ -1,8 +1,16 @@
 """One hook call as named steps, from the parsed request to the cards. Nothing here knows HTTP.
 
 validate context -> needs data -> gather -> read facts -> evaluate rules -> drop quieted ->
-render cards -> record. Each step returns what it produces; none edits another's result. The
-route turns the ``HookResult`` into a response.
+render cards -> record -> show (or not). Each step returns what it produces; none edits another's
+result. The route turns the ``HookResult`` into a response.
+
+The caller's tenant (``hooks.tenant``) keys everything stored, decides whether its
+``fhirServer`` may be contacted (a server not in its list never is: the keys that needed it are
+unavailable, logged), and whether this clinician sees the cards: a silent call computes and
+records them exactly as an active one and answers with none.
+
+Reading the facts and evaluating the rules are CPU work proportional to the chart: they run in
+a worker thread, so a big chart cannot stall the event loop (and ``/health``) of the worker.
 
 Only the facts step tolerates malformed client data (``intake``). Any other exception in a step
 is a bug: its type and stack frames are logged (not its message, which may quote patient data),
@@ -20,6 +28,7 @@ from datetime import date
 from typing import Literal, Protocol
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from cds_service import metrics
 from cds_service.clinical.cards import render_cards
@@ -29,6 +38,7 @@ from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
 from cds_service.hooks.services import CdsService
+from cds_service.hooks.tenant import Tenant
 from cds_service.knowledge.loader import Knowledge
 from cds_service.store import Store
 
@@ -59,8 +69,11 @@ class HookEnvironment(Protocol):
 class HookResult:
     outcome: Outcome
     cards: list[Card] = field(default_factory=list)
+    """The cards answered: none on a silent call."""
     problem: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
+    silent: list[Card] = field(default_factory=list)
+    """Cards computed and recorded, not answered: the tenant's rollout mode kept them back."""
 
 
 class StepFailed(Exception):
@@ -71,8 +84,10 @@ class StepFailed(Exception):
         self.stage = stage
 
 
-async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironment) -> HookResult:
-    """The cards for one call of ``service``, or why there are none."""
+async def run_hook(
+    service: CdsService, request: HookRequest, env: HookEnvironment, tenant: Tenant
+) -> HookResult:
+    """The cards for one call of ``service`` by ``tenant``, or why there are none."""
     if request.hook != service.hook:
         return HookResult(
             "wrong_hook",
@@ -87,12 +102,15 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
     if not service.needs_data(context, env.knowledge):
         return HookResult("cards")
 
+    may_contact = request.fhirServer is None or tenant.may_contact(request.fhirServer)
+    if not may_contact:
+        log.warning("fhirServer not in the fhir_servers of issuer %s: not contacted", tenant.id)
     with _step(service, "gather"):
-        gathered = await gather(request, service.prefetch, env.fhir)
+        gathered = await gather(request, service.prefetch, env.fhir, may_contact=may_contact)
     today = env.clock()
     with _step(service, "facts"):
         try:
-            intake = read_facts(gathered, service, env.knowledge, today)
+            intake = await run_in_threadpool(read_facts, gathered, service, env.knowledge, today)
         except MalformedData as error:
             # Keys failed together: the data's fault, answered as such rather than as a bug.
             log.warning("malformed FHIR data: %s", error.error_type)
@@ -104,26 +122,32 @@ async def run_hook(service: CdsService, request: HookRequest, env: HookEnvironme
             )
     metrics.count_keys(service.prefetch, gathered.fetched, intake.unavailable)
     if service.sources_of(intake.unavailable) & service.required_sources:
-        reasons = ", ".join(f"{key} ({why})" for key, why in sorted(intake.unavailable.items()))
+        # The keys, not why each failed: a reason per key ("unreachable", "timeout") would make
+        # the service a port scanner of the networks it reaches. The reasons go to the log.
+        keys = ", ".join(sorted(intake.unavailable))
         return HookResult(
             "data_missing",
             problem="Data the service needs could be had neither from prefetch nor from the "
-            f"FHIR server: {reasons}",
+            f"FHIR server: {keys}",
             unavailable=intake.unavailable,
         )
     with _step(service, "rules"):
-        findings = service.evaluate(intake.facts, env.knowledge, context)
-    patient_key = env.store.patients.key(request.fhirServer, context.patientId)
+        findings = await run_in_threadpool(service.evaluate, intake.facts, env.knowledge, context)
+    patient_key = env.store.patients.key(request.fhirServer, context.patientId, tenant=tenant.id)
     with _step(service, "snooze"):
         shown = await without_quieted(
-            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze
+            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze, tenant.id
         )
     with _step(service, "cards"):
         cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=False)
-    metrics.count_cards(service.id, cards)
+    silent = not tenant.shows_cards_to(context.userId)
+    if not silent:
+        metrics.count_cards(service.id, cards)
     # Recorded in the next batch: feedback on these cards can then quiet their topic.
     with _step(service, "record", timed=False):
-        env.recorder.add(service.id, cards, patient_key, today)
+        env.recorder.add(service.id, cards, patient_key, today, tenant=tenant.id, silent=silent)
+    if silent:
+        return HookResult("cards", unavailable=intake.unavailable, silent=cards)
     return HookResult("cards", cards=cards, unavailable=intake.unavailable)
 
 

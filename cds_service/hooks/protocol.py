@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 TypedReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")]
 FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+CARD_ID_MAX_LENGTH = 100
+"""Feedback's ``card`` and a reason's ``code`` are stored in columns this long (``store.schema``):
+a longer one is refused with a 400 before anything of the request is stored."""
+REASON_CODE_MAX_LENGTH = 100
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL character in text
+StoredId = Annotated[
+    str, StringConstraints(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=_NO_NUL)
+]
+StoredCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=REASON_CODE_MAX_LENGTH, pattern=_NO_NUL)
+]
+StoredText = Annotated[str, StringConstraints(pattern=_NO_NUL)]
 
 
 class _Lenient(BaseModel):
@@ -56,6 +77,14 @@ class HookRequest(_Lenient):
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, dict[str, Any] | None] | None = None
+
+    @field_validator("fhirServer")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        """``user:pw@`` would make the client send them instead of the Bearer token."""
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError("fhirServer must not carry credentials (user:password@)")
+        return value
 
     @model_validator(mode="after")
     def _authorization_needs_server(self) -> HookRequest:
@@ -144,16 +173,24 @@ class Discovery(BaseModel):
 
 
 class AcceptedSuggestion(_Lenient):
-    id: NonEmpty
+    id: Annotated[str, StringConstraints(min_length=1, pattern=_NO_NUL)]
+
+
+class ReasonCoding(_Lenient):
+    """An override reason as feedback sends it; its system and code are stored."""
+
+    system: StoredText
+    code: StoredCode
+    display: str | None = None
 
 
 class OverrideReason(_Lenient):
-    reason: Coding | None = None
+    reason: ReasonCoding | None = None
     userComment: str | None = None
 
 
 class FeedbackItem(_Lenient):
-    card: NonEmpty
+    card: StoredId
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReason | None = None

@@ -7,7 +7,8 @@ all of them. Calls are synchronous: the HTTP edge runs them in a thread.
 from __future__ import annotations
 
 from .database import Database
-from .feedback import FeedbackLog
+from .faults import StoreError, StoreFault
+from .feedback import FeedbackLog, FeedbackRefused
 from .issued import CardLedger
 from .patients import PatientKeys
 from .replay import DatabaseReplayGuard
@@ -22,10 +23,21 @@ class Store:
         self.replay_guard = DatabaseReplayGuard(self.database)
 
     def ping(self) -> None:
-        self.database.ping()
+        """Reachable, writable, still the same file: else ``StoreFault``."""
+        self.database.check()
 
     def close(self) -> None:
         self.database.close()
 
 
-__all__ = ["CardLedger", "Database", "DatabaseReplayGuard", "FeedbackLog", "PatientKeys", "Store"]
+__all__ = [
+    "CardLedger",
+    "Database",
+    "DatabaseReplayGuard",
+    "FeedbackLog",
+    "FeedbackRefused",
+    "PatientKeys",
+    "Store",
+    "StoreError",
+    "StoreFault",
+]

@@ -1,7 +1,8 @@
 """Cards the service issued, and the topics a clinician quieted for a patient.
 
 Feedback names only the card's uuid; the topic and patient come from the record made when the
-card was sent. A snooze is an override, with a snoozing reason from the AIMSS override-reasons
+card was sent, and only feedback of the tenant that was sent the card is linked to it, so one
+tenant can never quiet another's cards. A snooze is an override, with a snoozing reason from the AIMSS override-reasons
 CodeSystem, of a card issued for this patient, received fewer than ``days`` days ago. Whichever
 of the feedback and the issued record arrives second links the two (``link_overrides``), so
 their order does not matter, and reasons and ``days`` are read at each call, so a changed
@@ -17,13 +18,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.hooks.protocol import Card
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
+from .faults import StoreError, StoreFault
 from .schema import feedback, issued_cards, patient_overrides
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,23 @@ log = logging.getLogger(__name__)
 IssuedRow = dict[str, Any]
 
 
-def issued_rows(service_id: str, cards: Sequence[Card], patient_key: str, issued_on: date) -> list[IssuedRow]:
-    """The ``issued_cards`` rows of one hook call's cards (those with a topic)."""
+def issued_rows(
+    service_id: str,
+    cards: Sequence[Card],
+    patient_key: str,
+    issued_on: date,
+    *,
+    tenant: str,
+    silent: bool = False,
+) -> list[IssuedRow]:
+    """The ``issued_cards`` rows of one hook call's cards (those with a topic); ``silent``:
+    computed but not returned (the tenant's rollout mode)."""
     return [
         {
             "card_uuid": card.uuid,
             "service_id": service_id,
+            "tenant": tenant,
+            "silent": silent,
             "topic": card.source.topic.code,
             "indicator": card.indicator,
             "patient_key": patient_key,
@@ -62,23 +74,32 @@ class CardLedger:
                 insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
                 connection.execute(insert, rows)
                 link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
-        except SQLAlchemyError as error:
-            log.error("issued cards not recorded: %s", type(error).__name__)
+        except (StoreFault, StoreError) as error:
+            log.error("issued cards not recorded: %s", error)
 
-    def snoozed_topics(self, patient_key: str, today: date, rules: SnoozeRules) -> frozenset[str]:
+    def snoozed_topics(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
+        """Topics the tenant's clinicians quieted for this patient. A store fault quiets nothing:
+        the call shows cards that may have been snoozed rather than fail."""
         if rules.days <= 0 or not rules.reasons:
             return frozenset()
         query = (
             select(patient_overrides.c.topic)
             .distinct()
             .where(
+                patient_overrides.c.tenant == tenant,
                 patient_overrides.c.patient_key == patient_key,
                 patient_overrides.c.override_code.in_(rules.reasons),
                 patient_overrides.c.received_on > today - timedelta(days=rules.days),
             )
         )
-        with self._db.fast.connect() as connection:
-            return frozenset(connection.execute(query).scalars())
+        try:
+            with self._db.reading(self._db.fast) as connection:
+                return frozenset(connection.execute(query).scalars())
+        except StoreFault as fault:
+            log.error("snoozes not read, no card quieted: %s", fault)
+            return frozenset()
 
 
 def link_overrides(database: Database, connection: Connection, card_uuids: list[str]) -> None:
@@ -93,13 +114,14 @@ def _link_statement(dialect: str) -> Insert:
     """Built once per dialect: this runs after every hook call, and building costs more than running."""
     overrides = (
         select(
-            feedback.c.id, issued_cards.c.patient_key, issued_cards.c.topic,
+            feedback.c.id, issued_cards.c.tenant, issued_cards.c.patient_key, issued_cards.c.topic,
             feedback.c.override_code, feedback.c.received_on,
         )
         .join(
             issued_cards,
             (issued_cards.c.card_uuid == feedback.c.card_uuid)
-            & (issued_cards.c.service_id == feedback.c.service_id),
+            & (issued_cards.c.service_id == feedback.c.service_id)
+            & (issued_cards.c.tenant == feedback.c.tenant),
         )
         .where(  # a WHERE is needed: SQLite's upsert after a SELECT with a join is ambiguous without it
             feedback.c.card_uuid.in_(bindparam("card_uuids", expanding=True)),
@@ -108,5 +130,5 @@ def _link_statement(dialect: str) -> Insert:
             feedback.c.override_code.is_not(None),
         )
     )
-    columns = ["feedback_id", "patient_key", "topic", "override_code", "received_on"]
+    columns = ["feedback_id", "tenant", "patient_key", "topic", "override_code", "received_on"]
     return insert_ignoring_conflicts(dialect, patient_overrides, "feedback_id").from_select(columns, overrides)

@@ -1,7 +1,9 @@
 """Patients are stored only as a keyed hash, never as an id.
 
-The key is HMAC-SHA256 over ``fhirServer + "|" + patientId`` (the same id on two FHIR servers is
-two patients). The secret is ``AIMSS_PATIENT_HASH_KEY`` when set. When it is not, one random
+The key is HMAC-SHA256 over the tenant, the ``fhirServer`` and the patient id (as a JSON array,
+so no value can run into the next): the same id on two FHIR servers is two patients, and the
+same patient seen by two tenants is two keys, so one tenant's feedback never touches another's
+cards. The secret is ``AIMSS_PATIENT_HASH_KEY`` when set. When it is not, one random
 secret is generated and kept in the database so that every worker and replica computes the
 same keys; production should set the variable, so that a copy of the database alone cannot be
 used to test guessed patient ids.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 
 from sqlalchemy import select
@@ -40,7 +43,7 @@ class PatientKeys:
             ).scalar_one()
         return cls(stored.encode())
 
-    def key(self, fhir_server: str | None, patient_id: str) -> str:
+    def key(self, fhir_server: str | None, patient_id: str, *, tenant: str) -> str:
         """The patient's stored identity; a trailing slash of the server URL does not matter."""
-        message = f"{(fhir_server or '').rstrip('/')}|{patient_id}".encode()
+        message = json.dumps([tenant, (fhir_server or "").rstrip("/"), patient_id]).encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()

@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -25,8 +24,12 @@ from cds_service.hooks.services import build_services
 from cds_service.settings import Settings
 from cds_service.store import Store
 from cds_service.web import openapi
+from cds_service.web.auth.issuers import TrustedIssuer
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.auth.keys import KeyResolver
+from cds_service.web.auth.middleware import Authenticate
+from cds_service.web.auth.replay import FallbackReplayGuard, InMemoryReplayGuard
+from cds_service.web.edge import RequestLimits, SecurityHeaders
 from cds_service.web.errors import install_error_handlers
 from cds_service.web.routes import Runtime, routes
 
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
     knowledge = configuration.knowledge(settings)
     issuers = configuration.trusted_issuers(settings)
     _warn_about_open_settings(settings, issuers)
+    audience_base = _audience_base(settings)
     services = build_services(knowledge)
 
     @asynccontextmanager
@@ -60,7 +64,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
             )
             verifier = None
             if not settings.auth_disabled:
-                verifier = JwtVerifier(KeyResolver(issuers, http), store.replay_guard)
+                replay = FallbackReplayGuard(store.replay_guard, InMemoryReplayGuard())
+                verifier = JwtVerifier(KeyResolver(issuers, http), replay)
             app.state.runtime = Runtime(
                 settings=settings,
                 knowledge=knowledge,
@@ -68,12 +73,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
                 store=store,
                 recorder=CardRecorder(store.cards),
                 verifier=verifier,
+                audience_base=audience_base,
                 fhir=FhirAccess(
                     http=http,
                     allow_open=settings.allow_open_fhir,
                     request_timeout=settings.fhir_request_timeout,
                     deadline=settings.hook_deadline,
                     max_pages=settings.fhir_max_pages,
+                    max_per_key=settings.max_resources_per_key,
+                    max_per_call=settings.max_resources_per_call,
                 ),
                 clock=clock,
             )
@@ -93,25 +101,45 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_today) ->
         summary="CDS Hooks 2.0 service for aromatase-inhibitor-associated musculoskeletal symptoms",
         lifespan=lifespan,
         # No /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN and are blank
-        # offline. /openapi.json documents every answer; open it in any OpenAPI viewer.
+        # offline. /openapi.json documents every answer, only with AIMSS_DOCS_ENABLED=1 (it
+        # maps the attack surface); open it in any OpenAPI viewer.
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.openapi = openapi.without_422(app)  # type: ignore[method-assign]
+    # Added innermost first: a request meets the security headers, CORS, the metrics timer, the
+    # JWT check, then the body limits, and only then FastAPI, which reads the body.
+    app.add_middleware(
+        RequestLimits, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout
+    )
+    app.add_middleware(Authenticate)
+    app.add_middleware(metrics.HookTimer, services=services.keys())
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=["*"],
+        allow_origins=[origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()],
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    app.add_middleware(metrics.HookTimer, services=services.keys())
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.include_router(routes())
     return app
 
 
-def _warn_about_open_settings(settings: Settings, issuers: list[Any]) -> None:
+def _audience_base(settings: Settings) -> str:
+    """The base of the URL a JWT's ``aud`` must name: never the request's Host header."""
+    base = settings.public_base_url or settings.listen_url
+    if base is None and not settings.auth_disabled:
+        raise ValueError(
+            "JWT checks need the URL clients call: set AIMSS_PUBLIC_BASE_URL "
+            "(aimss-cds serve sets AIMSS_LISTEN_URL from --host/--port)"
+        )
+    return base or ""
+
+
+def _warn_about_open_settings(settings: Settings, issuers: list[TrustedIssuer]) -> None:
     if settings.auth_disabled:
         log.warning(
             "!!! AIMSS_AUTH_DISABLED=1: JWT verification is OFF. Any caller can reach this "
@@ -123,3 +151,10 @@ def _warn_about_open_settings(settings: Settings, issuers: list[Any]) -> None:
         )
     if settings.allow_open_fhir:
         log.warning("AIMSS_ALLOW_OPEN_FHIR=1: FHIR calls without a token and over plain http allowed.")
+    for issuer in issuers:
+        if issuer.fhir_servers is None:
+            log.warning("issuer %s may name any FHIR server (no fhir_servers in its entry)", issuer.iss)
+        else:
+            log.info("issuer %s may name only: %s", issuer.iss, ", ".join(issuer.fhir_servers) or "-")
+        if issuer.mode != "active":
+            log.warning("issuer %s runs in %s mode", issuer.iss, issuer.mode)

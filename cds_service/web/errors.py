@@ -11,21 +11,39 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.hooks.protocol import describe_validation_errors, operation_outcome
+from cds_service.store import StoreFault
 
 log = logging.getLogger("aimss_cds")
 
 INTERNAL_ERROR = "Internal error; see the service log"
 
 
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+"""On every answer (``edge.SecurityHeaders``); here too for the 500s answered outside it."""
+
+_CLOSE_AFTER = frozenset({408, 413})
+"""Answers given before the body was read: the connection is closed rather than read on."""
+
+
 class ProblemResponse(JSONResponse):
     """A non-2xx answer with an OperationOutcome body."""
 
-    def __init__(self, status_code: int, diagnostics: str, code: str = "invalid") -> None:
-        super().__init__(operation_outcome(diagnostics, code), status_code=status_code)
+    def __init__(
+        self,
+        status_code: int,
+        diagnostics: str,
+        code: str = "invalid",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            operation_outcome(diagnostics, code),
+            status_code=status_code,
+            headers=SECURITY_HEADERS | (headers or {}),
+        )
 
 
-class Unauthorized(Exception):
-    """Any JWT failure: answered with a bare 401, the reason only in the server log."""
+def store_unavailable() -> ProblemResponse:
+    return ProblemResponse(503, "The service's store is unavailable; try again later", "transient")
 
 
 def internal_error() -> ProblemResponse:
@@ -41,12 +59,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "not-found", 405: "not-supported"}.get(error.status_code, "processing")
-        return ProblemResponse(error.status_code, str(error.detail), code)
+        code = {404: "not-found", 405: "not-supported", 408: "timeout", 413: "too-costly"}.get(
+            error.status_code, "processing"
+        )
+        close = {"Connection": "close"} if error.status_code in _CLOSE_AFTER else None
+        return ProblemResponse(error.status_code, str(error.detail), code, close)
 
-    @app.exception_handler(Unauthorized)
-    async def unauthorized(_: Request, __: Unauthorized) -> Response:
-        return Response(status_code=401)
+    @app.exception_handler(StoreFault)
+    async def store_fault(request: Request, fault: StoreFault) -> Response:
+        log.error("store fault on %s: %s", request.url.path, fault)
+        return store_unavailable()
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:

@@ -41,15 +41,20 @@ UNAUTHORIZED: Responses = {
 UNKNOWN_SERVICE: Responses = {404: _problem("No CDS service with this id")}
 DATA_MISSING: Responses = {
     412: _problem("Data the service needs could be had neither from prefetch nor from the "
-                  "FHIR server (the keys and why are named)")
+                  "FHIR server (the keys are named; why is in the log)")
+}
+TOO_LARGE: Responses = {
+    413: _problem("The body is larger than AIMSS_MAX_BODY_BYTES; the connection is closed")
 }
 BUG: Responses = {500: _problem("A bug in the service; the log has its type and stack frames")}
-STORE_DOWN: Responses = {503: _problem("The shared store is unreachable; try again")}
+STORE_DOWN: Responses = {503: _problem("The shared store is unavailable; try again")}
 
-HOOK = MALFORMED | UNAUTHORIZED | UNKNOWN_SERVICE | DATA_MISSING | BUG | STORE_DOWN
-FEEDBACK = MALFORMED | UNAUTHORIZED | UNKNOWN_SERVICE | BUG | STORE_DOWN
+HOOK = MALFORMED | UNAUTHORIZED | UNKNOWN_SERVICE | DATA_MISSING | TOO_LARGE | BUG | STORE_DOWN
+FEEDBACK = MALFORMED | UNAUTHORIZED | UNKNOWN_SERVICE | TOO_LARGE | BUG | STORE_DOWN
 DISCOVERY = UNAUTHORIZED | BUG | STORE_DOWN
-READY_OK: Responses = {200: {"description": "Knowledge loaded, store reachable"}}
+READY_OK: Responses = {
+    200: {"description": "Knowledge loaded, store taking writes and still the file opened"}
+}
 READY = READY_OK | STORE_DOWN
 
 

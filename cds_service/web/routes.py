@@ -3,13 +3,14 @@ one line per hook call correlated by ``hookInstance`` (never patient data, token
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -17,15 +18,21 @@ from cds_service import logs, metrics
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.pipeline import HookResult, Outcome, StepFailed, run_hook
-from cds_service.hooks.protocol import Discovery, FeedbackRequest, HookRequest, HookResponse
+from cds_service.hooks.protocol import (
+    Card,
+    Discovery,
+    FeedbackRequest,
+    HookRequest,
+    HookResponse,
+)
 from cds_service.hooks.services import CdsService
+from cds_service.hooks.tenant import Tenant
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, Knowledge
 from cds_service.settings import Settings
-from cds_service.store import Store
+from cds_service.store import FeedbackRefused, Store, StoreFault
 from cds_service.web import openapi
-from cds_service.web.auth.failures import AuthError
 from cds_service.web.auth.jwt import JwtVerifier
-from cds_service.web.errors import ProblemResponse, Unauthorized, internal_error
+from cds_service.web.errors import ProblemResponse, internal_error, store_unavailable
 from cds_service.web.json_body import OrjsonRoute
 
 log = logging.getLogger("aimss_cds")
@@ -41,6 +48,7 @@ class Runtime:
     store: Store
     recorder: CardRecorder
     verifier: JwtVerifier | None
+    audience_base: str
     fhir: FhirAccess
     clock: Callable[[], date]
 
@@ -59,63 +67,22 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def _authenticate(request: Request) -> None:
-    runtime = _runtime(request)
-    if runtime.verifier is None:
-        return
-    base = runtime.settings.public_base_url or str(request.base_url).rstrip("/")
-    audience = base + request.url.path
-    try:
-        await runtime.verifier.verify(request.headers.get("authorization"), audience)
-    except AuthError as error:
-        metrics.AUTH_FAILURES.labels(error.reason).inc()
-        hook_instance = await _hook_instance_of(request)
-        if hook_instance is not None:
-            logs.bind_hook_instance(hook_instance)
-        log.warning(
-            "JWT rejected: reason=%s expected_aud=%s%s",
-            error.reason,
-            audience,
-            f" ({error.detail})" if error.detail else "",
-        )
-        raise Unauthorized from error
-
-
-async def _hook_instance_of(request: Request) -> str | None:
-    """The ``hookInstance`` of a refused call's body, to correlate its log line with the EHR's
-    (never trusted for anything else). FastAPI has read and parsed the body before the JWT
-    check, so this is no second parse of a JSON body; a body that is not JSON has none."""
-    if request.method != "POST":
-        return None
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    value = body.get("hookInstance") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
+def _tenant(request: Request) -> Tenant:
+    """Set by ``auth.middleware.Authenticate`` before the body was read."""
+    tenant: Tenant = request.state.tenant
+    return tenant
 
 
 def routes() -> APIRouter:
     router = APIRouter(route_class=OrjsonRoute)
-    authenticated = [Depends(_authenticate)]
 
-    @router.get(
-        "/cds-services",
-        dependencies=authenticated,
-        response_model=Discovery,
-        responses=openapi.DISCOVERY,
-    )
+    @router.get("/cds-services", response_model=Discovery, responses=openapi.DISCOVERY)
     async def discovery(request: Request) -> Response:
         services = _runtime(request).services.values()
         body = Discovery(services=[service.describe() for service in services])
         return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
-    @router.post(
-        "/cds-services/{service_id}",
-        dependencies=authenticated,
-        response_model=HookResponse,
-        responses=openapi.HOOK,
-    )
+    @router.post("/cds-services/{service_id}", response_model=HookResponse, responses=openapi.HOOK)
     async def call_service(
         service_id: str, hook_request: HookRequest, request: Request
     ) -> Response:
@@ -126,7 +93,7 @@ def routes() -> APIRouter:
         if service is None:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         try:
-            result = await run_hook(service, hook_request, runtime)
+            result = await run_hook(service, hook_request, runtime, _tenant(request))
         except StepFailed:
             _log_call(service, 500, started, HookResult("cards"))
             return internal_error()
@@ -139,19 +106,24 @@ def routes() -> APIRouter:
             HookResponse(cards=result.cards).to_json_bytes(), media_type="application/json"
         )
 
-    @router.post(
-        "/cds-services/{service_id}/feedback",
-        dependencies=authenticated,
-        responses=openapi.FEEDBACK,
-    )
+    @router.post("/cds-services/{service_id}/feedback", responses=openapi.FEEDBACK)
     async def feedback(service_id: str, body: FeedbackRequest, request: Request) -> Response:
+        """Stored before the 200 (a store fault is a 503: nothing was acknowledged)."""
         runtime = _runtime(request)
         if service_id not in runtime.services:
             return ProblemResponse(404, f"No CDS service with id {service_id!r}", "not-found")
         await runtime.recorder.flush()  # so an override here finds its card at once
-        stored = await run_in_threadpool(
-            runtime.store.feedback.add, service_id, body.feedback, runtime.clock()
-        )
+        tenant = _tenant(request)
+        try:
+            stored = await run_in_threadpool(
+                functools.partial(
+                    runtime.store.feedback.add,
+                    service_id, body.feedback, runtime.clock(), tenant=tenant.id,
+                )
+            )
+        except FeedbackRefused as refused:  # the request models should have caught it first
+            log.error("feedback service=%s %s", service_id, refused)
+            return ProblemResponse(400, f"{refused}; the other items were stored")
         metrics.count_feedback(
             service_id, body.feedback, OVERRIDE_SYSTEM, dict(runtime.knowledge.override_reasons)
         )
@@ -178,9 +150,9 @@ def routes() -> APIRouter:
         """Readiness: 503 while the shared store is unreachable."""
         try:
             await run_in_threadpool(_runtime(request).store.ping)
-        except Exception as error:  # any store failure means "not ready", never a 500
-            log.error("store unreachable: %s", type(error).__name__)
-            return ProblemResponse(503, "feedback store unreachable", "transient")
+        except StoreFault as fault:
+            log.error("not ready: %s", fault)
+            return store_unavailable()
         return JSONResponse({"status": "ready", "knowledge": "loaded", "store": "reachable"})
 
     return router
@@ -188,13 +160,17 @@ def routes() -> APIRouter:
 
 def _log_call(service: CdsService, status: int, started: float, result: HookResult) -> None:
     """INFO, but WARNING for a 412 (the EHR's clinician got no cards: data could not be had)."""
-    topics = [card.source.topic.code for card in result.cards if card.source.topic]
+
+    def topics(cards: list[Card]) -> str:
+        return ",".join(card.source.topic.code for card in cards if card.source.topic) or "-"
+
     log.log(
         logging.WARNING if status == 412 else logging.INFO,
-        "hook service=%s status=%d ms=%.1f cards=%s unavailable=%s",
+        "hook service=%s status=%d ms=%.1f cards=%s silent=%s unavailable=%s",
         service.id,
         status,
         (time.perf_counter() - started) * 1000,
-        ",".join(topics) or "-",
+        topics(result.cards),
+        topics(result.silent),
         ",".join(f"{k}:{v}" for k, v in sorted(result.unavailable.items())) or "-",
     )

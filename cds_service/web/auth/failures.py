@@ -9,6 +9,7 @@ AuthFailure = Literal[
     "malformed",  # not "Bearer <JWT>", undecodable, bad typ, no kid
     "algorithm",  # alg not allowed, or not the algorithm of the selected key
     "unknown_issuer",
+    "jku",  # the token's jku is not one its issuer lists (or it names none where one is needed)
     "unknown_kid",
     "jwks_unavailable",  # the issuer's JWKS URL could not be fetched and the kid is not cached
     "signature",

@@ -16,8 +16,9 @@ from typing import Any
 
 import jwt
 
+from cds_service.hooks.tenant import Tenant
 from cds_service.web.auth.failures import AuthError
-from cds_service.web.auth.issuers import ALLOWED_ALGORITHMS
+from cds_service.web.auth.issuers import ALLOWED_ALGORITHMS, SigningKey
 from cds_service.web.auth.keys import KeyResolver
 from cds_service.web.auth.replay import ReplayGuard
 
@@ -46,7 +47,6 @@ class JwtVerifier:
         replay_guard: ReplayGuard,
         *,
         leeway_seconds: int = 30,
-        max_lifetime_seconds: int = 3600,
         now: Callable[[], float] = time.time,
         check_time: bool = True,
     ) -> None:
@@ -54,7 +54,6 @@ class JwtVerifier:
         self._resolver = resolver
         self._replay_guard = replay_guard
         self._leeway = leeway_seconds
-        self._max_lifetime = max_lifetime_seconds
         self._now = now
         self._check_time = check_time
 
@@ -80,7 +79,10 @@ class JwtVerifier:
         if not self._resolver.is_trusted(iss):
             raise AuthError("unknown_issuer", f"token iss {_shown(iss)}")
 
-        key = await self._resolver.key_for(iss, kid)
+        jku = header.get("jku")
+        if jku is not None and not isinstance(jku, str):
+            raise AuthError("malformed")
+        key = await self._resolver.key_for(iss, kid, jku)
         if not _algorithm_fits_key(alg, key):
             raise AuthError("algorithm")
         payload = _verified_payload(token, key, alg)
@@ -89,19 +91,23 @@ class JwtVerifier:
         if not _audience_matches(payload["aud"], audience):
             raise AuthError("audience", f"token aud {_shown(payload['aud'])}")
         if self._check_time:
-            self._check_times(payload)
+            self._check_times(payload, self._resolver.issuer(iss).max_token_lifetime)
         if not await self._replay_guard.first_use(claims.jti, claims.exp + self._leeway):
             raise AuthError("replay")
         return claims
 
-    def _check_times(self, payload: dict[str, Any]) -> None:
+    def tenant_of(self, claims: Claims) -> Tenant:
+        """The tenant of an accepted caller: its issuer's entry."""
+        return self._resolver.issuer(claims.iss).tenant
+
+    def _check_times(self, payload: dict[str, Any], max_lifetime: int) -> None:
         now = self._now()
         exp, iat = payload["exp"], payload["iat"]
         if now >= exp + self._leeway:
             raise AuthError("expired")
         if max(iat, payload.get("nbf", iat)) > now + self._leeway:
             raise AuthError("not_yet_valid")
-        if not 0 <= exp - iat <= self._max_lifetime:
+        if not 0 <= exp - iat <= max_lifetime:
             raise AuthError("lifetime")
 
 
@@ -124,14 +130,17 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return decoded["header"], decoded["payload"]
 
 
-def _algorithm_fits_key(alg: str, key: jwt.PyJWK) -> bool:
-    """An EC key only verifies its curve's ES algorithm; an RSA key only RS*/PS*."""
+def _algorithm_fits_key(alg: str, key: SigningKey) -> bool:
+    """A key whose JWK names its ``alg`` verifies only that one; otherwise an EC key only its
+    curve's ES algorithm, an RSA key only RS*/PS*."""
+    if key.declared_alg is not None and key.declared_alg != alg:
+        return False
     if key.key_type == "EC":
         return _EC_ALGORITHM_BY_CURVE_NAME.get(key.key.curve.name) == alg
     return key.key_type == "RSA" and alg in _RSA_ALGORITHMS
 
 
-def _verified_payload(token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+def _verified_payload(token: str, key: SigningKey, alg: str) -> dict[str, Any]:
     """Signature and claim presence by PyJWT; time and audience are checked by the caller."""
     try:
         return jwt.decode(

@@ -1,4 +1,9 @@
-"""Public keys of the trusted issuers: inline, or fetched from a fixed JWKS URL and cached."""
+"""Public keys of the trusted issuers: inline, or fetched from a configured URL and cached.
+
+A configured URL is the issuer's ``jwks_url``, or one of its ``jku`` URLs when a token's ``jku``
+header names it (Epic publishes its keys so). A token never makes the service fetch a URL that
+is not in the issuers file.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-import jwt
 
 from cds_service.web.auth.failures import AuthError
-from cds_service.web.auth.issuers import TrustedIssuer, signing_keys
+from cds_service.web.auth.issuers import SigningKey, TrustedIssuer, signing_keys
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +26,7 @@ class _RemoteKeySet:
     """The cached keys of one issuer's JWKS URL and when we last asked for them."""
 
     url: str
-    keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    keys: dict[str, SigningKey] = field(default_factory=dict)
     fetched_at: float | None = None
     attempted_at: float | None = None
     last_fetch_failed: bool = False
@@ -30,10 +34,11 @@ class _RemoteKeySet:
 
 
 class KeyResolver:
-    """Finds the public key for `(iss, kid)` among the configured issuers' key sets.
+    """Finds the public key for `(iss, kid, jku)` among the configured issuers' key sets.
 
-    A token's `jku` header is never followed: keys come only from the configuration, so a
-    token cannot point us at an attacker's keys or make us call arbitrary URLs.
+    A token's `jku` header is followed only to a URL listed for its issuer; for an issuer with
+    no `jku` list it is ignored and the configured keys decide. A token cannot point us at an
+    attacker's keys or make us call arbitrary URLs.
     """
 
     def __init__(
@@ -46,25 +51,37 @@ class KeyResolver:
         fetch_timeout_seconds: float = 2.0,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        if http is None and any(issuer.jwks_url for issuer in issuers):
-            raise ValueError("issuers with a jwks_url need an HTTP client")
+        if http is None and any(issuer.jwks_url or issuer.jku for issuer in issuers):
+            raise ValueError("issuers with a jwks_url or jku need an HTTP client")
         self._http = http
         self._cache_ttl = cache_ttl_seconds
         self._min_refetch_interval = min_refetch_interval_seconds
         self._fetch_timeout = fetch_timeout_seconds
         self._now = now
-        self._static: dict[str, dict[str, jwt.PyJWK]] = {
+        self._static: dict[str, dict[str, SigningKey]] = {
             i.iss: signing_keys(i.jwks) for i in issuers if i.jwks is not None
         }
         self._remote: dict[str, _RemoteKeySet] = {
             i.iss: _RemoteKeySet(i.jwks_url) for i in issuers if i.jwks_url is not None
         }
+        self._jku: dict[str, dict[str, _RemoteKeySet]] = {
+            i.iss: {url: _RemoteKeySet(url) for url in i.jku} for i in issuers if i.jku
+        }
+        self._issuers = {i.iss: i for i in issuers}
 
     def is_trusted(self, iss: str) -> bool:
-        return iss in self._static or iss in self._remote
+        return iss in self._issuers
 
-    async def key_for(self, iss: str, kid: str) -> jwt.PyJWK:
-        """The key, or AuthError: unknown_issuer, unknown_kid or jwks_unavailable."""
+    def issuer(self, iss: str) -> TrustedIssuer:
+        return self._issuers[iss]
+
+    async def key_for(self, iss: str, kid: str, jku: str | None = None) -> SigningKey:
+        """The key, or AuthError: unknown_issuer, jku, unknown_kid or jwks_unavailable."""
+        if iss in self._jku and (jku is not None or not self._has_configured_keys(iss)):
+            remote = self._jku[iss].get(jku or "")
+            if remote is None:
+                raise AuthError("jku")
+            return await self._remote_key(iss, remote, kid)
         if iss in self._static:
             key = self._static[iss].get(kid)
             if key is None:
@@ -75,7 +92,10 @@ class KeyResolver:
             raise AuthError("unknown_issuer")
         return await self._remote_key(iss, remote, kid)
 
-    async def _remote_key(self, iss: str, remote: _RemoteKeySet, kid: str) -> jwt.PyJWK:
+    def _has_configured_keys(self, iss: str) -> bool:
+        return iss in self._static or iss in self._remote
+
+    async def _remote_key(self, iss: str, remote: _RemoteKeySet, kid: str) -> SigningKey:
         """Serve from cache; refetch when stale or for a new kid, at most once per interval.
 
         The rate limit stops a flood of made-up kids from hammering the issuer's URL. If a
