@@ -119,7 +119,7 @@ def finding(topic: str, indicator: str) -> Finding:
 
 
 class QuietEverything:
-    def snoozed_topics(
+    async def snoozed(
         self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
     ) -> frozenset[str]:
         return frozenset({"serm-with-ai", "data-incomplete", "exercise"})

@@ -8,10 +8,7 @@ which says what could not be read on this call.
 
 from __future__ import annotations
 
-import functools
 from datetime import date
-
-from starlette.concurrency import run_in_threadpool
 
 from cds_service.clinical.findings import Finding
 from cds_service.knowledge.rules_config import SnoozeRules
@@ -36,7 +33,5 @@ async def without_quieted(
     could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
-    quieted = await run_in_threadpool(
-        functools.partial(ledger.snoozed_topics, patient_key, today, rules, tenant=tenant)
-    )
+    quieted = await ledger.snoozed(patient_key, today, rules, tenant=tenant)
     return [f for f in findings if not (f.topic in quieted and may_be_quieted(f))]
