@@ -18,6 +18,7 @@ The tables are written to ``--out`` and printed. Figures are reported, never ass
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -203,6 +204,9 @@ def run(plan: Plan, work: Path) -> str:
 
         driver.note("without prefetch")
         searches = _time_searches(proxy.base_url, templates, patients[0].id, 1 if plan.smoke else 5)
+        searches_at_once = asyncio.run(
+            _time_searches_at_once(proxy.base_url, templates, patients[0].id, 1 if plan.smoke else 5)
+        )
         fallback_body = _write(work / "fallback.json", _hook_request(patients[0].id, proxy.base_url, None))
         fallback_topics = _check(with_jwt["RS384"], fallback_body, signer)
         fallback = driver.measure(with_jwt["RS384"], 1, plan.seconds, [fallback_body])
@@ -221,7 +225,8 @@ def run(plan: Plan, work: Path) -> str:
         body_kb=[b.stat().st_size / 1024 for b in driver.bodies], topics=topics, runs=driver.runs, memory=memory,
         sizes={size: body.stat().st_size / 1024 for size, body in sized.items()},
         big=big, deadline=Settings.model_fields["hook_deadline"].default,
-        startups=startups, searches=searches, fallback=fallback, fallback_topics=fallback_topics,
+        startups=startups, searches=searches, searches_at_once=searches_at_once,
+        fallback=fallback, fallback_topics=fallback_topics,
     ))
 
 
@@ -344,6 +349,21 @@ def _time_searches(base: str, templates: dict[str, str], patient_id: str, sample
                 times.append((time.perf_counter() - began) * 1000)
             timings[key] = statistics.median(times)
     return timings
+
+
+async def _time_searches_at_once(base: str, templates: dict[str, str], patient_id: str, samples: int) -> float:
+    """The median time of all prefetch queries sent together by a bare client (ms): what the
+    FHIR server itself takes to answer them in parallel, the floor of a call without prefetch."""
+    context = {"patientId": patient_id, "userId": "Practitioner/bench"}
+    urls = [f"{base}/{render_template(template, context)}" for template in templates.values()]
+    times = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(samples + 1):  # the first opens the connections
+            began = time.perf_counter()
+            for answer in await asyncio.gather(*(client.get(url) for url in urls)):
+                answer.raise_for_status()
+            times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times[1:])
 
 
 def _machine() -> str:

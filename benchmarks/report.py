@@ -44,6 +44,7 @@ class Inputs:
     deadline: float
     startups: list[float]
     searches: dict[str, float]
+    searches_at_once: float
     fallback: LoadResult
     fallback_topics: list[str]
 
@@ -220,6 +221,12 @@ def _targets(inputs: Inputs, hooks: list[Run]) -> list[str]:
         f"{fallback.p50_ms / slowest:.2f}× ({fallback.p50_ms:.0f} ms against {slowest:.0f} ms) | "
         f"{_load([fallback])} | {_mark(fallback.clean and fallback.p50_ms / slowest <= TARGETS['fallback_ratio'])} |"
     )
+    at_once = inputs.searches_at_once
+    rows.append(
+        f"| … against all the searches sent at once by a bare client (the FHIR server's own time "
+        f"for them) | {fallback.p50_ms / at_once:.2f}× ({fallback.p50_ms:.0f} ms against {at_once:.0f} ms) | "
+        f"{_load([fallback])} | - |"
+    )
     rows.append(
         f"| start-up under {TARGETS['startup_s']:g} s | slowest of {len(inputs.startups)}: "
         f"{max(inputs.startups):.2f} s | {inputs.load_at_end:.1f} | {_mark(max(inputs.startups) < TARGETS['startup_s'])} |"
@@ -313,6 +320,7 @@ def _fallback(inputs: Inputs) -> list[str]:
         "|---|--:|",
         f"| one search, the slowest of the {len(searches)} (`{slowest_key}`) | {slowest:.1f} |",
         f"| all {len(searches)} searches one after another (sum of medians) | {sum(searches.values()):.1f} |",
+        f"| all {len(searches)} searches sent at once by a bare client (median) | {inputs.searches_at_once:.1f} |",
         f"| hook call, 1 client, RS384, p50 / p95 / p99 | {fallback.p50_ms:.1f} / {fallback.p95_ms:.1f} / "
         f"{fallback.p99_ms:.1f} |",
         f"| hook call p50 / slowest search | {fallback.p50_ms / slowest:.2f} |",
