@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     report = commands.add_parser(
-        "report", help="acceptance and override rates per card topic, from the feedback store"
+        "report",
+        help="acceptance and override rates per card topic and per recommendation, from the feedback store",
     )
     report.add_argument(
         "--days", type=_days, metavar="N", help="only cards issued in the last N days (default all)"
@@ -90,8 +91,13 @@ def _days(value: str) -> int:
 def _report(settings: Settings, days: int | None, tenant: str | None, as_json: bool) -> int:
     """Reads the database ``serve`` writes, opened read-only: a wrong path is a message, never
     a new empty database."""
-    from cds_service.store import Database, StoreFault
-    from cds_service.store.report import format_report, tenant_label, tenant_report
+    from cds_service.store import Database, StoreError, StoreFault
+    from cds_service.store.report import (
+        format_report,
+        recommendation_report,
+        tenant_label,
+        tenant_report,
+    )
 
     path = configuration.sqlite_path(settings.database_url)
     if path is not None and not path.exists():
@@ -108,21 +114,30 @@ def _report(settings: Settings, days: int | None, tenant: str | None, as_json: b
         database = Database(settings.database_url, read_only=True)
         try:
             report = tenant_report(database, since, tenant)
+            recommendations = recommendation_report(database, since, tenant)
         finally:
             database.close()
-    except (SQLAlchemyError, StoreFault, ModuleNotFoundError) as error:  # unreachable, no tables, no driver
+    # unreachable, no tables, no driver
+    except (SQLAlchemyError, StoreFault, StoreError, ModuleNotFoundError) as error:
         problem = configuration.database_problem(settings.database_url, error)
         print(f"aimss-cds: cannot read the database: {problem}", file=sys.stderr)
         return CANNOT_START
     if as_json:
         window = since.isoformat() if since else None
         tenants = [
-            {"tenant": tenant_label(name), "topics": [row.to_json() for row in rows]}
+            {
+                "tenant": tenant_label(name),
+                "topics": [row.to_json() for row in rows],
+                "recommendations": [row.to_json() for row in recommendations.get(name, [])],
+            }
             for name, rows in report.items()
         ]
         print(json.dumps({"since": window, "tenants": tenants}, indent=2))
     else:
         print(format_report(report, since))
+        if recommendations:
+            print()
+            print(format_report(recommendations, since, by="recommendation"))
     return 0
 
 

@@ -168,7 +168,7 @@ def check_database(settings: Settings, *, create: bool) -> DatabaseState:
 def database_problem(database_url: str, error: Exception) -> ConfigurationError:
     """The driver's own words ("connection refused", "unable to open database file"), first line
     only: the rest is SQLAlchemy's statement and parameters, or a hint for a developer."""
-    cause = getattr(error, "orig", None) or error
+    cause = getattr(error, "orig", None) or getattr(error, "condition", None) or error
     lines = str(cause).strip().splitlines()
     words = lines[0][:300] if lines else type(error).__name__
     return ConfigurationError(variable("database_url"), f"{redacted(database_url)}: {words}")

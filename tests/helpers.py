@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -81,5 +82,41 @@ def assert_valid_cards(body: dict[str, Any]) -> None:
                     get_fhir_model_class(resource["resourceType"]).model_validate(resource)
 
 
+RECOMMENDATIONS = "org.example.aimss-cds.recommendations"
+SUGGESTION_RECOMMENDATION = "org.example.aimss-cds.recommendation"
+PER_RECOMMENDATION = '[presentation]\ncards = "per-recommendation"\n'
+"""A site rules file asking for one card per recommendation (the former presentation)."""
+
+
 def topics(body: dict[str, Any]) -> set[str]:
-    return {card["source"]["topic"]["code"] for card in body["cards"]}
+    """The recommendations the cards hold: a grouped card's list, else the card's own topic."""
+    found: set[str] = set()
+    for card in body["cards"]:
+        held = (card.get("extension") or {}).get(RECOMMENDATIONS)
+        found |= {c["code"] for c in held} if held else {card["source"]["topic"]["code"]}
+    return found
+
+
+def card_topics(body: dict[str, Any]) -> list[str]:
+    """The cards' own topics, in the order sent."""
+    return [card["source"]["topic"]["code"] for card in body["cards"]]
+
+
+def card_holding(cards: list[dict[str, Any]], recommendation: str) -> dict[str, Any]:
+    """The one card that holds a recommendation (grouped or not)."""
+    (card,) = [c for c in cards if recommendation in topics({"cards": [c]})]
+    return card
+
+
+def suggestions_for(card: dict[str, Any], recommendation: str) -> list[dict[str, Any]]:
+    """A card's suggestions that carry out this recommendation."""
+    return [
+        s for s in card.get("suggestions", [])
+        if (s.get("extension") or {}).get(SUGGESTION_RECOMMENDATION, {}).get("code") == recommendation
+    ]
+
+
+def per_recommendation(tmp_path: Path) -> Path:
+    path = tmp_path / "per-recommendation.toml"
+    path.write_text(PER_RECOMMENDATION, encoding="utf-8")
+    return path

@@ -1,4 +1,4 @@
-"""Overrides that quiet a topic for one patient, through the API, on SQLite and PostgreSQL."""
+"""Overrides that quiet a card for one patient, through the API, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from cds_service.knowledge.rules_config import SnoozeRules
 from cds_service.store.database import engine_url
 from cds_service.store.schema import metadata
 from tests.conftest import TODAY
-from tests.helpers import patient_view, topics
+from tests.helpers import card_topics, patient_view, per_recommendation, topics
 from tests.test_conformance import ANASTROZOLE, full_prefetch
 
 FHIR = "http://127.0.0.1:9/fhir"  # complete prefetch: never called
 HOOK = "/cds-services/aimss-patient-view"
-TOPIC = "bone-density-scan"
+TOPIC = "bone-health"  # a grouped card: bone-density-scan and bone-protection
 
 
 class Clock:
@@ -64,17 +64,32 @@ def uuid_of(cards: list[dict], topic: str) -> str:
 
 
 @pytest.mark.parametrize("reason", ["not-now", "already-addressed"])
-def test_a_snoozing_override_quiets_the_topic_for_that_patient_only(api, clock, knowledge, reason):
+def test_a_snoozing_override_quiets_the_card_for_that_patient_only(api, clock, knowledge, reason):
     days = knowledge.rules.snooze.days
     override(api, uuid_of(view(api, "pat-a"), TOPIC), reason)
     quieted = {"cards": view(api, "pat-a")}
-    assert TOPIC not in topics(quieted)
-    assert topics(quieted), "other topics still show"
-    assert TOPIC in topics({"cards": view(api, "pat-b")})
+    assert TOPIC not in card_topics(quieted)
+    assert card_topics(quieted), "other cards still show"
+    assert TOPIC in card_topics({"cards": view(api, "pat-b")})
     clock.today = TODAY + timedelta(days=days - 1)
-    assert TOPIC not in topics({"cards": view(api, "pat-a")})
+    assert TOPIC not in card_topics({"cards": view(api, "pat-a")})
     clock.today = TODAY + timedelta(days=days)
-    assert TOPIC in topics({"cards": view(api, "pat-a")})
+    assert TOPIC in card_topics({"cards": view(api, "pat-a")})
+
+
+def test_with_one_card_per_recommendation_an_override_quiets_that_recommendation(
+    make_client, database_url, clock, tmp_path
+):
+    api = make_client(clock=clock, database_url=database_url, rules_file=per_recommendation(tmp_path))
+    override(api, uuid_of(view(api, "pat-a"), "bone-density-scan"), "not-now")
+    assert set(card_topics({"cards": view(api, "pat-a")})) == {"symptom-assessment", "bone-protection"}
+
+
+def test_a_quieted_plan_card_hides_all_its_recommendations_not_the_other_cards(api):
+    override(api, uuid_of(view(api, "pat-a"), "aimss-plan"), "already-addressed")
+    cards = {"cards": view(api, "pat-a")}
+    assert card_topics(cards) == ["bone-health"]
+    assert topics(cards) == {"bone-density-scan", "bone-protection"}
 
 
 @pytest.mark.parametrize(
@@ -83,13 +98,13 @@ def test_a_snoozing_override_quiets_the_topic_for_that_patient_only(api, clock, 
 )
 def test_other_overrides_do_not_quiet(api, code, system):
     override(api, uuid_of(view(api, "pat-a"), TOPIC), code, system)
-    assert TOPIC in topics({"cards": view(api, "pat-a")})
+    assert TOPIC in card_topics({"cards": view(api, "pat-a")})
 
 
 def test_feedback_on_an_unknown_card_is_stored_but_quiets_nothing(api, database_url):
     view(api, "pat-a")
     override(api, "no-such-card", "not-now")
-    assert TOPIC in topics({"cards": view(api, "pat-a")})
+    assert TOPIC in card_topics({"cards": view(api, "pat-a")})
     engine = create_engine(engine_url(database_url))
     with engine.connect() as connection:
         cards = connection.execute(select(metadata.tables["feedback"].c.card_uuid)).scalars().all()
@@ -134,3 +149,21 @@ async def test_critical_cards_and_data_incomplete_are_never_quieted():
     rules = SnoozeRules(reasons=("not-now",), days=30)
     kept = await without_quieted(findings, QuietEverything(), "pk", TODAY, rules, "t")  # type: ignore[arg-type]
     assert [f.topic for f in kept] == ["serm-with-ai", "data-incomplete"]
+
+
+class QuietThePlan:
+    def snoozed_topics(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
+        return frozenset({"aimss-plan"})
+
+
+async def test_quieting_a_grouped_card_drops_the_findings_it_would_hold(knowledge):
+    findings = [finding("exercise", "warning"), finding("duloxetine", "info"), finding("bone-density-scan", "info")]
+    rules = SnoozeRules(reasons=("not-now",), days=30)
+    kept = await without_quieted(
+        findings, QuietThePlan(), "pk", TODAY, rules, "t", knowledge.wording.card_topic  # type: ignore[arg-type]
+    )
+    assert [f.topic for f in kept] == ["bone-density-scan"]
+    ungrouped = await without_quieted(findings, QuietThePlan(), "pk", TODAY, rules, "t")  # type: ignore[arg-type]
+    assert ungrouped == findings

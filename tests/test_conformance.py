@@ -10,10 +10,13 @@ import pytest
 from tests.helpers import (
     ALLOWED_TOKENS,
     assert_valid_cards,
+    card_holding,
     draft_without_drug,
     empty_members,
     order_select,
     patient_view,
+    per_recommendation,
+    suggestions_for,
     topics,
 )
 
@@ -80,10 +83,11 @@ def test_full_prefetch_needs_no_fhir_server(client):
 def test_bone_density_scan_card_states_its_data_and_suggests_a_dxa(client):
     body = patient_view(prefetch=full_prefetch(ANASTROZOLE))
     cards = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
-    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "bone-density-scan"]
+    card = card_holding(cards, "bone-density-scan")
+    assert card["source"]["topic"]["code"] == "bone-health"
     assert "anastrozole since 2026-03-01" in card["detail"]
     assert "DXA:** none on record" in card["detail"]
-    (suggestion,) = card["suggestions"]
+    (suggestion,) = suggestions_for(card, "bone-density-scan")
     (action,) = suggestion["actions"]
     assert action["type"] == "create"
     assert action["resource"]["resourceType"] == "ServiceRequest"
@@ -182,8 +186,19 @@ def test_prefetch_operation_outcome_is_unknown_not_normal(client):
     }
     body = patient_view(prefetch=prefetch)
     response = client.post("/cds-services/aimss-patient-view", json=body).json()
-    assert "data-incomplete" in topics(response)
     assert "bone-density-scan" not in topics(response), "no DXA must not be concluded from an error"
+    assert response["cards"], "the other recommendations still show"
+    for card in response["cards"]:  # said on every card, not on a card of its own
+        assert "Could not be read: bone density tests" in card["detail"]
+    assert "data-incomplete" not in topics(response)
+
+
+def test_with_one_card_per_recommendation_unreadable_data_has_its_own_card(make_client, tmp_path):
+    client = make_client(rules_file=per_recommendation(tmp_path))
+    prefetch = full_prefetch(ANASTROZOLE)
+    prefetch["dxaObservations"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch)).json()
+    assert "bone-density-scan" not in topics(response)
     (card,) = [c for c in response["cards"] if c["source"]["topic"]["code"] == "data-incomplete"]
     assert "bone density tests" in card["detail"]
 
@@ -274,8 +289,7 @@ def test_wrongly_typed_fhir_content_costs_only_its_key(client, key, broken):
 def test_a_key_whose_content_cannot_be_read_is_named_on_the_data_incomplete_card(client):
     prefetch = full_prefetch(ANASTROZOLE) | {"bpiResponses": bundle_of(WRONGLY_TYPED["BPI item a number"])}
     cards = client.post("/cds-services/aimss-patient-view", json=patient_view(prefetch=prefetch)).json()["cards"]
-    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "data-incomplete"]
-    assert "pain and BPI scores" in card["detail"]
+    assert cards and all("pain and BPI scores" in card["detail"] for card in cards)
 
 
 def test_unreadable_medications_are_412(client):

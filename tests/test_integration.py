@@ -13,7 +13,16 @@ from cds_service.fhir.client import FhirClient
 from cds_service.fhir.gather import render_template
 from sandbox.synthetic import DXA_FEMUR_T, observation, sandbox_drafts, sandbox_patients
 from tests.conftest import TODAY, post_transaction
-from tests.helpers import assert_valid_cards, order_select, patient_view, topics
+from tests.helpers import (
+    assert_valid_cards,
+    card_holding,
+    card_topics,
+    order_select,
+    patient_view,
+    per_recommendation,
+    suggestions_for,
+    topics,
+)
 
 PATIENTS = {patient.id: patient for patient in sandbox_patients(TODAY)}
 DRAFTS = {draft.id: draft for draft in sandbox_drafts(list(PATIENTS.values()))}
@@ -54,6 +63,16 @@ def test_with_full_prefetch_the_answer_is_the_same(client, loaded_fhir, patient_
     assert topics(response.json()) == PATIENTS[patient_id].expected
 
 
+@pytest.mark.parametrize("patient_id", sorted(PATIENTS))
+def test_one_card_per_recommendation_gives_the_former_cards(make_client, tmp_path, loaded_fhir, patient_id):
+    client = make_client(rules_file=per_recommendation(tmp_path))
+    response = client.post("/cds-services/aimss-patient-view", json=patient_view(patient_id, fhirServer=loaded_fhir))
+    assert response.status_code == 200
+    assert_valid_cards(response.json())
+    assert sorted(card_topics(response.json())) == sorted(PATIENTS[patient_id].expected)
+    assert all("extension" not in card for card in response.json()["cards"])
+
+
 @pytest.mark.parametrize("draft_id", sorted(DRAFTS))
 def test_every_sandbox_draft_gets_its_order_select_cards(client, loaded_fhir, draft_id):
     draft = DRAFTS[draft_id]
@@ -68,8 +87,8 @@ def test_every_sandbox_draft_gets_its_order_select_cards(client, loaded_fhir, dr
 def test_the_dxa_suggestion_is_a_valid_r4_service_request_for_the_patient(client, loaded_fhir):
     body = patient_view("aimss-no-dxa", fhirServer=loaded_fhir)
     cards = client.post("/cds-services/aimss-patient-view", json=body).json()["cards"]
-    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "bone-density-scan"]
-    resource = card["suggestions"][0]["actions"][0]["resource"]
+    (suggestion,) = suggestions_for(card_holding(cards, "bone-density-scan"), "bone-density-scan")
+    resource = suggestion["actions"][0]["resource"]
     assert resource["resourceType"] == "ServiceRequest"
     assert resource["subject"]["reference"] == "Patient/aimss-no-dxa"
     created = httpx.post(f"{loaded_fhir}/ServiceRequest", json=resource, timeout=10)

@@ -69,7 +69,7 @@ def test_hook_calls_count_latency_stages_keys_and_cards(client, fhir):
     assert delta(before, after, keys, key="medicationStatements", source="prefetch", reason="") == 1
     assert delta(before, after, keys, key="medicationStatements", source="fhir", reason="") == 1
     assert delta(before, after, keys, key="dxaObservations", source="unavailable", reason="http_5xx") == 1
-    assert delta(before, after, "aimss_cards_total", **pv, topic="bone-density-scan") == 1
+    assert delta(before, after, "aimss_cards_total", **pv, topic="bone-health") == 1
     assert delta(before, after, "aimss_cards_total", **pv, topic="data-incomplete") == 1
     assert PATIENT not in text and "127.0.0.1" not in text
 

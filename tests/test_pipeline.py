@@ -62,7 +62,8 @@ def test_a_wrongly_typed_resource_makes_its_key_unavailable_not_a_500(client, ca
     with caplog.at_level(logging.INFO, logger="aimss_cds"):
         response = client.post(URL, json=patient_view(prefetch=prefetch))
     assert response.status_code == 200
-    assert "data-incomplete" in {c["source"]["topic"]["code"] for c in response.json()["cards"]}
+    cards = response.json()["cards"]
+    assert cards and all("Could not be read: pain and BPI scores" in c["detail"] for c in cards)
     assert any("bpiResponses:malformed_content" in r.getMessage() for r in caplog.records)
     assert internal_errors("facts") == before
 

@@ -9,8 +9,18 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from cds_service.hooks.protocol import (
+    RECOMMENDATIONS_EXTENSION,
+    SUGGESTION_EXTENSION,
+    Card,
+    Coding,
+    FeedbackItem,
+    Source,
+    Suggestion,
+)
+from cds_service.knowledge.loader import TOPIC_SYSTEM
 from cds_service.store import Store
-from cds_service.store.issued import issued_rows
+from cds_service.store.issued import issued_rows, recommendation_rows
 from tests.test_store import DEV, card, item
 
 
@@ -113,7 +123,8 @@ def test_report_reads_the_default_location_serve_writes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cds_service", "report", "--json"], env=env,
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert {row["topic"] for row in json.loads(result.stdout)["topics"]} >= {"exercise", "duloxetine"}
+    (development,) = json.loads(result.stdout)["tenants"]
+    assert {row["topic"] for row in development["topics"]} >= {"exercise", "duloxetine"}
 
 
 def test_report_of_a_database_without_tables_is_one_line(database_url):
@@ -132,3 +143,43 @@ def test_help_lists_every_command():
     ).stdout
     for command in ("serve", "check", "report"):
         assert command in help_text
+
+
+def plan_card(uuid: str, held: dict[str, list[str]]) -> Card:
+    """A grouped card holding recommendations, each with the uuids of its suggestions."""
+    suggestions = [
+        Suggestion(label=s, uuid=s, extension={SUGGESTION_EXTENSION: {"system": TOPIC_SYSTEM, "code": r}})
+        for r, uuids in held.items() for s in uuids
+    ]
+    return Card(
+        uuid=uuid, summary="s", indicator="warning",
+        source=Source(label="l", topic=Coding(system=TOPIC_SYSTEM, code="aimss-plan")),
+        suggestions=suggestions or None, selectionBehavior="any" if suggestions else None,
+        extension={RECOMMENDATIONS_EXTENSION: [{"system": TOPIC_SYSTEM, "code": r} for r in held]},
+    )
+
+
+def test_grouped_cards_are_reported_per_card_and_per_recommendation(database_url):
+    store = Store(database_url)
+    today = datetime.now(UTC).date()
+    view = "aimss-patient-view"
+    cards = [plan_card("p-1", {"exercise": ["s-ex"], "duloxetine": ["s-dlx"]}), plan_card("p-2", {"exercise": ["s-ex2"]}),
+             card("b-1", "bone-density-scan")]
+    store.cards.record_rows(issued_rows(view, cards, "pk-a", today, tenant=DEV), recommendation_rows(cards))
+    accepted = FeedbackItem.model_validate({"card": "p-1", "outcome": "accepted", "outcomeTimestamp": "2026-11-21T13:29:01Z",
+                                            "acceptedSuggestions": [{"id": "s-dlx"}]})
+    store.feedback.add(view, [accepted, item("p-2", code="not-now"), item("b-1", "accepted")], today, tenant=DEV)
+    store.feedback.add(view, [item("p-1", code="not-now")], today, tenant="https://another-ehr.example.org")
+    tenants = {t["tenant"]: t for t in json.loads(run_report(database_url, "--json").stdout)["tenants"]}
+    result = tenants[DEV]  # the other EHR's override of p-1 counts for none of DEV's rows
+    by_card = {row["topic"]: row for row in result["topics"]}
+    assert (by_card["aimss-plan"]["issued"], by_card["aimss-plan"]["accepted"], by_card["aimss-plan"]["overridden"]) == (2, 1, 1)
+    by_recommendation = {row["topic"]: row for row in result["recommendations"]}
+    exercise, duloxetine = by_recommendation["exercise"], by_recommendation["duloxetine"]
+    assert (exercise["issued"], exercise["accepted"], exercise["overridden"]) == (2, 0, 1)
+    assert exercise["override_reasons"] == {"not-now": 1}
+    assert (duloxetine["issued"], duloxetine["accepted"], duloxetine["overridden"]) == (1, 1, 0)
+    scan = by_recommendation["bone-density-scan"]  # a card of its own: its acceptance is its recommendation's
+    assert (scan["issued"], scan["accepted"]) == (1, 1)
+    table = run_report(database_url).stdout
+    assert "by recommendation" in table and any(line.startswith("duloxetine ") for line in table.splitlines())

@@ -63,9 +63,9 @@ def broken(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "named"),
     [
-        ('action = "prescribe exercise"', 'action = "prescribe {exercise"', "recommendations.exercise.action"),
-        ('action = "prescribe exercise"', 'action = "prescribe {exercize}"', "recommendations.exercise.action"),
-        ('action = "prescribe exercise"', 'action = "prescribe {pain!r}"', "recommendations.exercise.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {and hand therapy"', "recommendations.hand-wrist.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {hand}{theraphy}"', "recommendations.hand-wrist.action"),
+        ('action = "splint and hand therapy"', 'action = "splint {pain!r}"', "recommendations.hand-wrist.action"),
         ('cite = ["HOPE 2015", "SWOG S1200 2018"]', 'cite = ["HOPE 2016"]', "recommendations.exercise.cite"),
         ("[activities.tsh-test]", "[activities.tsh]", "tsh-test"),
         ('"red-flags"]\nsummary_order = ["red-flags"]', '"red-flags", "exercise"]\nsummary_order = ["red-flags"]', "cards.red-flags"),
@@ -77,6 +77,16 @@ def test_a_broken_template_stops_start_up_naming_the_file_and_key(tmp_path, old,
     with pytest.raises(KnowledgeError) as error:
         load_knowledge(broken(tmp_path, old, new))
     assert WORDING_FILE in str(error.value) and named in str(error.value)
+
+
+def test_a_patient_view_recommendation_on_no_card_stops_start_up(tmp_path):
+    """It would be a fourth card: every patient-view recommendation sits on a grouped card."""
+    folder = broken(tmp_path, '"analgesic-expectations", "hand-wrist", "contributing-factors"',
+                    '"analgesic-expectations", "contributing-factors"')
+    text = (folder / WORDING_FILE).read_text(encoding="utf-8")
+    (folder / WORDING_FILE).write_text(text.replace('"hand-wrist", "symptom-assessment"', '"symptom-assessment"'))
+    with pytest.raises(KnowledgeError, match=r"card-text\.toml: patient-view recommendations on no \[cards\]: hand-wrist"):
+        load_knowledge(folder)
 
 
 def all_findings(knowledge: Knowledge) -> list[list[Finding]]:

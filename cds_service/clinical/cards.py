@@ -18,14 +18,21 @@ from datetime import date
 
 from cds_service.clinical.activities import instantiate
 from cds_service.clinical.findings import URGENCY, Datum, Finding, Order, most_urgent
-from cds_service.hooks.protocol import SUMMARY_MAX, Action, Card, Coding, Source, Suggestion
+from cds_service.hooks.protocol import (
+    RECOMMENDATIONS_EXTENSION,
+    SUGGESTION_EXTENSION,
+    SUMMARY_MAX,
+    Action,
+    Card,
+    Coding,
+    Source,
+    Suggestion,
+)
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM, TOPIC_SYSTEM, Knowledge
 from cds_service.knowledge.wording import CardText, RecommendationText, Template, Wording
 
 NewId = Callable[[], str]
 
-RECOMMENDATIONS_EXTENSION = "org.example.aimss-cds.recommendations"
-SUGGESTION_EXTENSION = "org.example.aimss-cds.recommendation"
 DATA_INCOMPLETE = "data-incomplete"
 REMOVE_DRAFT = "remove-draft"
 
@@ -61,7 +68,12 @@ def render_cards(
         ]
         if not cards and incomplete is not None:
             cards = [writer.card([incomplete], None, None)]
-    return sorted(cards, key=lambda card: URGENCY[card.indicator])
+    rank = {topic: number for number, topic in enumerate(knowledge.wording.cards)}
+    return sorted(cards, key=lambda card: (URGENCY[card.indicator], rank.get(_topic(card), len(rank))))
+
+
+def _topic(card: Card) -> str:
+    return card.source.topic.code if card.source.topic else ""
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,8 @@ class _Writer:
 
     def _detail(self, worded: Sequence[_Worded], incomplete: Finding | None) -> str:
         wording = self.wording
-        lines = [f"- {self._paragraph(w)}" for w in worded]
+        said: set[str] = set()  # a line two recommendations share (a caution) is said once
+        lines = [f"- {paragraph}" for w in worded if (paragraph := self._paragraph(w, said))]
         data = _unique(self._datum(d) for w in worded for d in w.finding.evidence)
         if data:
             lines += ["", _render(wording.data, {"data": "; ".join(data)})]
@@ -172,12 +185,17 @@ class _Writer:
             lines += ["", f"{wording.evidence} " + " · ".join(links)]
         return "\n".join(lines)
 
-    def _paragraph(self, worded: _Worded) -> str:
+    def _paragraph(self, worded: _Worded, said: set[str]) -> str:
         text, values = worded.text, worded.values
         parts = [line for template in text.detail if (line := template.render(values))]
         parts += [line for note in worded.finding.notes
                   if note in text.notes and (line := text.notes[note].render(values))]
-        return " ".join(_capital(p) for p in parts)
+        fresh = []
+        for line in (_capital(p) for p in parts):
+            if line not in said:
+                said.add(line)
+                fresh.append(line)
+        return " ".join(fresh)
 
     def _datum(self, datum: Datum) -> str:
         values = {"what": datum.what}
@@ -201,6 +219,10 @@ class _Writer:
                 if key not in seen:
                     seen.add(key)
                     suggestions.append(self._suggestion(order_, w))
+        if group is not None:  # one main action on a plan card: its first recommended suggestion
+            first = next((s for s in suggestions if s.isRecommended), None)
+            for suggestion in suggestions:
+                suggestion.isRecommended = True if suggestion is first else None
         return suggestions
 
     def _suggestion(self, order: Order, worded: _Worded) -> Suggestion:

@@ -21,7 +21,7 @@ from datetime import date
 from starlette.concurrency import run_in_threadpool
 
 from cds_service.hooks.protocol import Card
-from cds_service.store.issued import CardLedger, IssuedRow, issued_rows
+from cds_service.store.issued import CardLedger, IssuedRow, issued_rows, recommendation_rows
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class CardRecorder:
         self._ledger = ledger
         self._interval = interval
         self._pending: list[IssuedRow] = []
+        self._held: list[IssuedRow] = []
 
     def add(
         self,
@@ -45,11 +46,12 @@ class CardRecorder:
         self._pending += issued_rows(
             service_id, cards, patient_key, issued_on, tenant=tenant, silent=silent
         )
+        self._held += recommendation_rows(cards)
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
+        batch, held, self._pending, self._held = self._pending, self._held, [], []
         if batch:
-            await run_in_threadpool(self._ledger.record_rows, batch)
+            await run_in_threadpool(self._ledger.record_rows, batch, held)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CardRecorder]:

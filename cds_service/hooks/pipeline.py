@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from cds_service import metrics
 from cds_service.clinical.cards import render_cards
 from cds_service.fhir.gather import FhirAccess, gather
-from cds_service.hooks.alert_fatigue import without_quieted
+from cds_service.hooks.alert_fatigue import no_card, without_quieted
 from cds_service.hooks.card_recorder import CardRecorder
 from cds_service.hooks.intake import MalformedData, read_facts
 from cds_service.hooks.protocol import Card, HookRequest, describe_validation_errors
@@ -143,12 +143,14 @@ async def run_hook(
     with _step(service, "rules"):
         findings = await _compute(off_loop, service.evaluate, intake.facts, env.knowledge, context)
     patient_key = env.store.patients.key(request.fhirServer, context.patientId, tenant=tenant.id)
+    grouped = service.grouped(env.knowledge)
     with _step(service, "snooze"):
         shown = await without_quieted(
-            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze, tenant.id
+            findings, env.store.cards, patient_key, today, env.knowledge.rules.snooze, tenant.id,
+            env.knowledge.wording.card_topic if grouped else no_card,
         )
     with _step(service, "cards"):
-        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=False)
+        cards = render_cards(shown, env.knowledge, context.patientId, today, grouped=grouped)
     silent = not tenant.shows_cards_to(context.userId)
     if not silent:
         metrics.count_cards(service.id, cards)

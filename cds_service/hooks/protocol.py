@@ -127,6 +127,11 @@ class Link(BaseModel):
     type: Literal["absolute", "smart"] = "absolute"
 
 
+RECOMMENDATIONS_EXTENSION = "org.example.aimss-cds.recommendations"
+"""Card extension: the recommendations (topic Codings) a grouped card holds (DESIGN §2)."""
+SUGGESTION_EXTENSION = "org.example.aimss-cds.recommendation"
+"""Suggestion extension: the recommendation (a topic Coding) the suggestion carries out."""
+
 SUMMARY_MAX = 139
 """CDS Hooks: a card's summary is under 140 characters."""
 

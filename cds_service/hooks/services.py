@@ -57,6 +57,12 @@ class CdsService:
     context_model: type[PatientViewContext]
     evaluate: Evaluate
     needs_data: Callable[[Any, Knowledge], bool] = lambda context, knowledge: True
+    plan_cards: bool = False
+    """Whether recommendations are grouped into plan cards (DESIGN §4 Presentation) when the
+    rules' [presentation] asks for it; order-time safety cards stay one per topic and draft."""
+
+    def grouped(self, knowledge: Knowledge) -> bool:
+        return self.plan_cards and knowledge.rules.presentation.cards == "grouped"
 
     @property
     def prefetch(self) -> dict[str, str]:
@@ -97,6 +103,7 @@ def build_services(knowledge: Knowledge) -> dict[str, CdsService]:
             required_sources=frozenset({DataSource.MEDICATIONS}),
             context_model=PatientViewContext,
             evaluate=lambda facts, knowledge, context: evaluate_patient_view(facts, knowledge),
+            plan_cards=True,
         ),
         CdsService(
             id=ORDER_SELECT,

@@ -25,6 +25,8 @@ VERIFICATION_EXTENSION = "http://aimss-cds.example.org/fhir/StructureDefinition/
 TOPIC_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-card-topics"
 OVERRIDE_SYSTEM = "http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons"
 WORDING_FILE = "card-text.toml"
+DATA_INCOMPLETE = "data-incomplete"
+"""The one patient-view topic on no grouped card: it is said inside them, or stands alone."""
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
@@ -168,6 +170,11 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
         )
     except WordingError as error:
         raise KnowledgeError(f"{wording_file}: {error}") from error
+    ungrouped = sorted(_patient_view_topics(artifacts.get("PlanDefinition", {})) - {DATA_INCOMPLETE} - {
+        topic for card in wording.cards.values() for topic in card.recommendations
+    })
+    if ungrouped:  # each would be a card of its own beside the plans: more than three cards
+        raise KnowledgeError(f"{wording_file}: patient-view recommendations on no [cards]: {', '.join(ungrouped)}")
     rules_source = _read_rules(profiles_dir / "rules.toml", site_rules)
     rules = _validate_rules(rules_source, profiles_dir / "rules.toml")
     unknown_reasons = set(rules.snooze.reasons) - set(override_reasons)
@@ -196,6 +203,16 @@ def load_knowledge(profiles_dir: Path, site_rules: Path | None = None) -> Knowle
         rules_source=rules_source,
         _index={key: tuple(value) for key, value in index.items()},
     )
+
+
+def _patient_view_topics(plans: Mapping[str, tuple[dict[str, Any], Path]]) -> set[str]:
+    """The PlanDefinition actions the patient-view hook triggers."""
+    return {
+        action["id"]
+        for resource, _ in plans.values()
+        for action in resource.get("action", [])
+        if any(t.get("name") == "patient-view" for t in action.get("trigger", []))
+    }
 
 
 def _read_artifacts(profiles_dir: Path) -> dict[str, dict[str, tuple[dict[str, Any], Path]]]:

@@ -115,6 +115,12 @@ class AiStartBoneHealthRules(_Section):
     dxa_interval_months: int = Field(gt=0)
 
 
+class PresentationRules(_Section):
+    """How patient-view findings become cards: a few plan cards, or one per recommendation."""
+
+    cards: Literal["grouped", "per-recommendation"]
+
+
 class AimssPlanRules(_Section):
     """When the joint-symptom findings (the AIMSS plan) are a warning rather than info."""
 
@@ -131,6 +137,7 @@ class SnoozeRules(_Section):
 
 class RulesConfig(_Section):
     facts: FactsRules
+    presentation: PresentationRules
     aimss_plan: AimssPlanRules = Field(alias="aimss-plan")
     symptom_assessment: SymptomAssessmentRules = Field(alias="symptom-assessment")
     exercise: ExerciseRules

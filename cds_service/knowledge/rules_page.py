@@ -48,6 +48,11 @@ SYSTEM_NAMES = {
 }
 GENERAL_SECTIONS = {
     "facts": ("General data rules", "used by several topics."),
+    "presentation": (
+        "Presentation: plan cards or one card per recommendation",
+        "patient-view only; grouped cards (`aimss-plan`, `bone-health`, `red-flags`) list the "
+        "recommendations they hold, and their wording is in `card-text.toml`.",
+    ),
     "duloxetine-safety": (
         "Safety check before any card proposes duloxetine",
         "used by `duloxetine`, `multimodal-management` and `adherence`. A contraindication "
@@ -61,10 +66,11 @@ GENERAL_SECTIONS = {
         "diagnosis alone never stops the cards.",
     ),
     "snooze": (
-        "Alert fatigue: quieting a topic after an override",
+        "Alert fatigue: quieting a card after an override",
         "an override with one of these reasons (system "
-        "`http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons`) quiets the card's "
-        "topic for that patient, on both hooks and every worker. **Critical cards are never "
+        "`http://aimss-cds.example.org/fhir/CodeSystem/aimss-override-reasons`) quiets that card "
+        "(its topic: a plan card, or one recommendation) for that patient, on both hooks and "
+        "every worker. **Critical cards are never "
         "quieted** (the safety warnings of order-select: a SERM or estrogen with an AI, a "
         "duloxetine-MAOI interaction), nor is `data-incomplete`, which says what could not be "
         "read on this call.",

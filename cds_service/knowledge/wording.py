@@ -95,6 +95,11 @@ class Wording:
     def card_of(self, recommendation: str) -> CardText | None:
         return next((c for c in self.cards.values() if recommendation in c.recommendations), None)
 
+    def card_topic(self, recommendation: str) -> str | None:
+        """The topic of the grouped card that holds this recommendation, if any."""
+        card = self.card_of(recommendation)
+        return card.topic if card else None
+
     def join(self, items: Sequence[str]) -> str:
         """"a", "a and b", "a, b and c" as the file says."""
         if len(items) <= 1:

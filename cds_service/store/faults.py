@@ -5,7 +5,7 @@
   OperationOutcome. A write that raised it was not acknowledged, so nothing answered 200 is
   lost; the client may send it again.
 - ``StoreError``: the database refused a statement for a reason that is the service's own (a
-  bug): a 500.
+  bug, or tables missing from a database opened read-only): a 500.
 
 Neither carries the driver's full text or chains the driver's error: tracebacks and logs print
 both, and PostgreSQL's detail quotes the refused row ("Failing row contains ..."), SQLAlchemy
@@ -18,23 +18,36 @@ import contextlib
 from collections.abc import Iterator
 
 from sqlalchemy.exc import (
+    DataError,
     DBAPIError,
-    InterfaceError,
-    InternalError,
-    OperationalError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
     SQLAlchemyError,
 )
 
-DATABASE_FAULTS = (OperationalError, InterfaceError, InternalError)
-"""SQLAlchemy's errors that come from the database or its file, not from the statement."""
+STATEMENT_ERRORS = (DataError, IntegrityError, ProgrammingError, NotSupportedError)
+"""SQLAlchemy's errors that come from the statement or its values; any other is the database's
+or its file's (unreachable, full, read-only, locked, "file is not a database")."""
 
 
 class StoreFault(Exception):
-    """The message names the fault (a file, a condition), never a value that was stored."""
+    """The message names the fault (a file, a condition), never a value that was stored;
+    ``condition`` is the fault alone ("database or disk is full"), for a one-line message."""
+
+    def __init__(self, message: str, condition: str | None = None) -> None:
+        super().__init__(message)
+        self.condition = condition or message
 
 
 class StoreError(Exception):
-    """A statement refused: the message is the error's type and SQLSTATE only."""
+    """A statement refused: the error's type and SQLSTATE, and the driver's first line unless
+    the statement's values may be in it (a ``DataError``: "invalid input syntax ...: "x"").
+    ``condition`` is that line, for a one-line message."""
+
+    def __init__(self, message: str, condition: str | None = None) -> None:
+        super().__init__(message)
+        self.condition = condition or message
 
 
 @contextlib.contextmanager
@@ -42,10 +55,14 @@ def without_values() -> Iterator[None]:
     """Turn the database's errors into ``StoreFault``/``StoreError``, their values dropped."""
     try:
         yield
-    except DATABASE_FAULTS as error:
-        raise StoreFault(f"database error: {_kind(error)}: {_condition(error)}") from None
+    except STATEMENT_ERRORS as error:
+        if isinstance(error, DataError):
+            raise StoreError(f"database refused a statement: {_kind(error)}") from None
+        condition = _condition(error)  # "relation "x" does not exist"; the values are in DETAIL
+        raise StoreError(f"database refused a statement: {_kind(error)}: {condition}", condition) from None
     except SQLAlchemyError as error:
-        raise StoreError(f"database refused a statement: {_kind(error)}") from None
+        condition = _condition(error)
+        raise StoreFault(f"database error: {_kind(error)}: {condition}", condition) from None
 
 
 def _kind(error: SQLAlchemyError) -> str:

@@ -20,14 +20,14 @@ from typing import Any
 from sqlalchemy import Connection, Insert, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
-from cds_service.hooks.protocol import Card
+from cds_service.hooks.protocol import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, Card
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
 from .faults import StoreError, StoreFault
 from .inline import InlineSqlite
-from .schema import feedback, issued_cards, patient_overrides
+from .schema import feedback, issued_cards, issued_recommendations, patient_overrides
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,21 @@ def issued_rows(
     ]
 
 
+def recommendation_rows(cards: Sequence[Card]) -> list[IssuedRow]:
+    """The ``issued_recommendations`` rows of one call's cards: each recommendation a card holds
+    (a grouped card's list, else its own topic) and each suggestion's recommendation."""
+    rows: list[IssuedRow] = []
+    for card in cards:
+        if card.source.topic is None:
+            continue
+        held = (card.extension or {}).get(RECOMMENDATIONS_EXTENSION) or [{"code": card.source.topic.code}]
+        rows += [{"card_uuid": card.uuid, "recommendation": c["code"], "suggestion_uuid": ""} for c in held]
+        for suggestion in card.suggestions or []:
+            of = (suggestion.extension or {}).get(SUGGESTION_EXTENSION, {}).get("code", card.source.topic.code)
+            rows.append({"card_uuid": card.uuid, "recommendation": of, "suggestion_uuid": suggestion.uuid})
+    return rows
+
+
 class CardLedger:
     def __init__(self, database: Database, inline: InlineSqlite | None = None) -> None:
         self._db = database
@@ -84,7 +99,7 @@ class CardLedger:
             functools.partial(self.snoozed_topics, patient_key, today, rules, tenant=tenant)
         )
 
-    def record_rows(self, rows: list[IssuedRow]) -> None:
+    def record_rows(self, rows: list[IssuedRow], recommendations: Sequence[IssuedRow] = ()) -> None:
         """Store issued cards, of one call or of many, in one transaction. A failure costs only
         the snooze of these cards, never a hook call: it is logged, not raised."""
         if not rows:
@@ -93,6 +108,10 @@ class CardLedger:
             with self._db.writing(self._db.fast) as connection:
                 insert = self._db.insert_ignoring_conflicts(issued_cards, "card_uuid")
                 connection.execute(insert, rows)
+                if recommendations:
+                    keys = ("card_uuid", "recommendation", "suggestion_uuid")
+                    held = self._db.insert_ignoring_conflicts(issued_recommendations, *keys)
+                    connection.execute(held, list(recommendations))
                 link_overrides(self._db, connection, [row["card_uuid"] for row in rows])
         except (StoreFault, StoreError) as error:
             log.error("issued cards not recorded: %s", error)

@@ -1,25 +1,33 @@
-"""Acceptance and override rates per tenant and card topic, from the issued cards and their feedback.
+"""Acceptance and override rates per tenant, by card topic and by recommendation, from the issued
+cards and their feedback.
 
-A card counts once as accepted or overridden however many feedback items it got. Feedback for
-a card the service has no record of (issued before recording began, or by another deployment)
-is shown under ``UNKNOWN_TOPIC`` so that nothing received is hidden. Cards a tenant's rollout
-mode kept silent are counted apart (``silent``): what would have fired, never shown, so never
-accepted or overridden.
+By card: a card counts once as accepted or overridden however many feedback items it got.
+Feedback for a card the service has no record of (issued before recording began, by another
+deployment, or to another tenant) is shown under ``UNKNOWN_TOPIC`` so that nothing received is
+hidden. Cards a tenant's rollout mode kept silent are counted apart (``silent``): what would have
+fired, never shown, so never accepted or overridden.
+
+By recommendation: a grouped card holds several (``issued_recommendations``). A recommendation
+counts as issued (or silent) and overridden with each card that held it, and as accepted when a
+suggestion that carries it out was accepted (or, when the client named no suggestion of ours,
+when it was the card's only recommendation). Only the feedback of the card's own tenant counts.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, func, select, true
 
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
 
 from .database import Database
-from .schema import feedback, issued_cards
+from .schema import feedback, issued_cards, issued_recommendations
 from .tenants import BEFORE_TENANTS
 
 UNKNOWN_TOPIC = "(card not on record)"
@@ -85,7 +93,9 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .where(in_window, issued_of)
             .group_by(issued_cards.c.tenant, topic, issued_cards.c.silent)
         )
-        for owner, name, silent, count in connection.execute(issued):
+        for owner, name, silent, count in cast(
+            "Iterable[tuple[str, str | None, bool, int]]", connection.execute(issued)
+        ):
             setattr(of(owner, name), "silent" if silent else "issued", count)
         outcomes = (
             select(by_tenant, topic, feedback.c.outcome, func.count(feedback.c.card_uuid.distinct()))
@@ -93,7 +103,9 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .where(feedback_in_window, feedback_of)
             .group_by(by_tenant, topic, feedback.c.outcome)
         )
-        for owner, name, outcome, count in connection.execute(outcomes):
+        for owner, name, outcome, count in cast(
+            "Iterable[tuple[str, str | None, str, int]]", connection.execute(outcomes)
+        ):
             setattr(of(owner, name), outcome, count)
         reasons = (
             select(by_tenant, topic, feedback.c.override_system, feedback.c.override_code, func.count())
@@ -102,12 +114,95 @@ def tenant_report(database: Database, since: date | None = None, tenant: str | N
             .group_by(by_tenant, topic, feedback.c.override_system, feedback.c.override_code)
         )
         counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for owner, name, system, code, count in connection.execute(reasons):
+        for owner, name, system, code, count in cast(
+            "Iterable[tuple[str, str | None, str | None, str | None, int]]",
+            connection.execute(reasons),
+        ):
             label = _reason_label(system, code)
             bucket = counts[owner, name or UNKNOWN_TOPIC]
             bucket[label] = bucket.get(label, 0) + count
     for key, by_reason in counts.items():
         stats[key].override_reasons = dict(sorted(by_reason.items()))
+    return _by_tenant(stats)
+
+
+def recommendation_report(
+    database: Database, since: date | None = None, tenant: str | None = None
+) -> Report:
+    """Recommendations held by cards issued on or after ``since`` (all when None), and their
+    feedback, by tenant; only ``tenant``'s when given."""
+    stats: dict[tuple[str, str], TopicStats] = {}
+
+    def of(owner: str, recommendation: str) -> TopicStats:
+        return stats.setdefault((owner, recommendation), TopicStats(recommendation))
+
+    held = issued_recommendations
+    cards_in_window = select(
+        held.c.card_uuid, held.c.recommendation, held.c.suggestion_uuid,
+        issued_cards.c.tenant, issued_cards.c.silent,
+    ).join(issued_cards, issued_cards.c.card_uuid == held.c.card_uuid)
+    if since:
+        cards_in_window = cards_in_window.where(issued_cards.c.issued_on >= since)
+    if tenant is not None:
+        cards_in_window = cards_in_window.where(issued_cards.c.tenant == tenant)
+    rows = cards_in_window.subquery()
+    with database.reading(database.durable) as connection:
+        holding: dict[str, set[str]] = defaultdict(set)  # card -> its recommendations
+        owner_of: dict[str, str] = {}  # card -> its tenant
+        carries: dict[str, str] = {}  # suggestion -> the recommendation it carries out
+        for card_uuid, recommendation, suggestion_uuid, owner, silent in cast(
+            "Iterable[tuple[str, str, str, str, bool]]", connection.execute(select(rows))
+        ):
+            owner_of[card_uuid] = owner
+            if suggestion_uuid:
+                carries[suggestion_uuid] = recommendation
+            else:
+                holding[card_uuid].add(recommendation)
+                counted = of(owner, recommendation)
+                if silent:
+                    counted.silent += 1
+                else:
+                    counted.issued += 1
+        items = cast(
+            "Iterable[tuple[str, str, str, str | None, str | None, str | None]]",
+            connection.execute(
+                select(feedback.c.card_uuid, feedback.c.tenant, feedback.c.outcome,
+                       feedback.c.accepted_suggestions, feedback.c.override_system,
+                       feedback.c.override_code)
+                .where(feedback.c.card_uuid.in_(
+                    select(rows.c.card_uuid).where(rows.c.suggestion_uuid == "")
+                ))
+            ),
+        )
+        accepted: set[tuple[str, str]] = set()
+        overridden: set[tuple[str, str]] = set()
+        reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for card_uuid, sender, outcome, suggestions, system, code in items:
+            if sender != owner_of[card_uuid]:
+                continue  # another tenant's feedback on this card counts for nothing
+            on_this_card = holding[card_uuid]
+            if outcome == "accepted":
+                taken = json.loads(suggestions) if suggestions else []
+                named = {carries[u] for u in taken if u in carries}
+                if not named and len(on_this_card) == 1:
+                    named = set(on_this_card)
+                accepted |= {(card_uuid, r) for r in named}
+            elif outcome == "overridden":
+                overridden |= {(card_uuid, r) for r in on_this_card}
+                label = _reason_label(system, code)
+                for r in on_this_card:
+                    bucket = reasons[owner_of[card_uuid], r]
+                    bucket[label] = bucket.get(label, 0) + 1
+    for card_uuid, recommendation in accepted:
+        of(owner_of[card_uuid], recommendation).accepted += 1
+    for card_uuid, recommendation in overridden:
+        of(owner_of[card_uuid], recommendation).overridden += 1
+    for (owner, recommendation), by_reason in reasons.items():
+        of(owner, recommendation).override_reasons = dict(sorted(by_reason.items()))
+    return _by_tenant(stats)
+
+
+def _by_tenant(stats: dict[tuple[str, str], TopicStats]) -> Report:
     report: Report = {}
     for (owner, _), row in sorted(stats.items(), key=lambda kv: (kv[0][0], *_topic_order(kv[1]))):
         report.setdefault(owner, []).append(row)
@@ -129,16 +224,17 @@ def _reason_label(system: str | None, code: str | None) -> str:
     return code if system == OVERRIDE_SYSTEM else f"{system or '?'}|{code}"
 
 
-def format_report(report: Report, since: date | None) -> str:
+def format_report(report: Report, since: date | None, by: str = "card topic") -> str:
     """Plain-text tables for a terminal, one per tenant; ``silent``: would have fired."""
     window = f"cards issued since {since.isoformat()}" if since else "all cards on record"
-    lines = [f"AIMSS CDS feedback by tenant and topic ({window})"]
+    column = by.split()[-1]
+    lines = [f"AIMSS CDS feedback by tenant and {by} ({window})"]
     for tenant, rows in report.items():
         lines += [
             "",
             f"tenant {tenant_label(tenant)}",
             (
-                f"{'topic':<28} {'issued':>7} {'silent':>7} {'accepted':>9} {'overridden':>11} "
+                f"{column:<28} {'issued':>7} {'silent':>7} {'accepted':>9} {'overridden':>11} "
                 f"{'accept%':>8} {'override%':>10}  override reasons"
             ),
         ]

@@ -74,6 +74,17 @@ issued_cards = Table(
     Column("silent", Boolean, nullable=False, server_default=false()),
 )
 
+issued_recommendations = Table(
+    "issued_recommendations",
+    metadata,
+    # What each issued card held: one row per recommendation on it (suggestion_uuid ""), and
+    # one per suggestion with the recommendation it carries out. Feedback names only card and
+    # suggestion uuids; this is how the report counts per recommendation on grouped cards.
+    Column("card_uuid", String(100), primary_key=True),
+    Column("recommendation", String(100), primary_key=True),
+    Column("suggestion_uuid", String(100), primary_key=True),
+)
+
 patient_overrides = Table(
     "patient_overrides",
     metadata,

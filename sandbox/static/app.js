@@ -7,6 +7,9 @@ const PATIENT_VIEW = "aimss-patient-view";
 const ORDER_SELECT = "aimss-order-select";
 const USER = "Practitioner/sandbox-clinician";
 const INDICATOR_LABEL = { critical: "Critical", warning: "Warning", info: "Info" };
+/* A grouped card lists its recommendations, and each suggestion names its own (cds_service/clinical/cards.py). */
+const RECOMMENDATIONS = "org.example.aimss-cds.recommendations";
+const RECOMMENDATION = "org.example.aimss-cds.recommendation";
 
 const state = { config: null, key: null, kid: null, patients: [], patient: null };
 const $ = (id) => document.getElementById(id);
@@ -157,7 +160,7 @@ async function fireHook(container, serviceId, body) {
       return;
     }
     const cards = json.cards || [];
-    container.replaceChildren(...(cards.length ? cards.map((c) => renderCard(c, serviceId))
+    container.replaceChildren(...(cards.length ? cards.map((c, i) => renderCard(c, serviceId, i === 0))
       : [note("No cards: nothing to suggest for this patient.")]));
     container.dataset.count = String(cards.length);
     container.dataset.state = "done";
@@ -176,22 +179,29 @@ function note(text, kind = "empty") {
 
 /* ---- cards ----------------------------------------------------------------------------- */
 
-function renderCard(card, serviceId) {
+function renderCard(card, serviceId, open) {
   const article = document.createElement("article");
   article.className = `card card--${card.indicator}`;
   article.dataset.topic = card.source.topic ? card.source.topic.code : "";
   article.dataset.cardUuid = card.uuid || "";
+  const held = (card.extension && card.extension[RECOMMENDATIONS]) || [];
+  article.dataset.recommendations = held.map((coding) => coding.code).join(" ");
 
   const header = document.createElement("header");
   header.innerHTML = `<span class="badge">${escapeHtml(INDICATOR_LABEL[card.indicator] || card.indicator)}</span>` +
     `<h3>${escapeHtml(card.summary)}</h3>`;
   article.append(header);
-
-  if (card.detail) {
-    const detail = document.createElement("div");
-    detail.className = "detail";
-    detail.innerHTML = renderMarkdown(card.detail);
-    article.append(detail);
+  if (held.length > 1 || (held.length === 1 && held[0].code !== article.dataset.topic)) {
+    const chips = document.createElement("ul");
+    chips.className = "recommendations";
+    chips.setAttribute("aria-label", "Recommendations on this card");
+    for (const coding of held) {
+      const chip = document.createElement("li");
+      chip.textContent = coding.display || coding.code;
+      chip.dataset.code = coding.code;
+      chips.append(chip);
+    }
+    article.append(chips);
   }
 
   if (card.suggestions) {
@@ -202,11 +212,29 @@ function renderCard(card, serviceId) {
       button.type = "button";
       button.className = suggestion.isRecommended ? "suggestion primary" : "suggestion";
       button.dataset.suggestionUuid = suggestion.uuid || "";
+      const of = suggestion.extension && suggestion.extension[RECOMMENDATION];
+      if (of) {
+        button.dataset.recommendation = of.code;
+        button.title = `For: ${of.display || of.code}`;
+      }
       button.textContent = suggestion.label;
       button.addEventListener("click", () => acceptSuggestion(card, suggestion, button, serviceId));
       suggestions.append(button);
     }
     article.append(suggestions);
+  }
+
+  if (card.detail) {
+    const toggle = document.createElement("details");
+    toggle.className = "detail-toggle";
+    toggle.open = open;
+    const label = document.createElement("summary");
+    label.textContent = "Why, data and evidence";
+    const detail = document.createElement("div");
+    detail.className = "detail";
+    detail.innerHTML = renderMarkdown(card.detail);
+    toggle.append(label, detail);
+    article.append(toggle);
   }
 
   if (card.links) {

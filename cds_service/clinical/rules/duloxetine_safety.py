@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cds_service.clinical.facts.model import Measurement, MedicationUse, PatientFacts, Record
+from cds_service.clinical.rules.names import drug, names
 from cds_service.knowledge.loader import Knowledge
 from cds_service.knowledge.wording import ParamValue
 
@@ -88,12 +89,12 @@ def _conditions(facts: PatientFacts, groups: tuple[str, ...]) -> tuple[Record, .
 
 
 def _names(items: tuple[MedicationUse, ...] | tuple[Record, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(item.name for item in items))
+    return names(items)
 
 
 def _when(use: MedicationUse) -> str:
     if use.is_current:
-        return use.name
+        return drug(use)
     if use.end is None:
-        return f"{use.name} ({use.status}, end date not recorded)"
-    return f"{use.name} ({use.status} {use.end.isoformat()})"
+        return f"{drug(use)} ({use.status}, end date not recorded)"
+    return f"{drug(use)} ({use.status} {use.end.isoformat()})"

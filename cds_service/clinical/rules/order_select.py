@@ -13,12 +13,13 @@ from cds_service.clinical.facts.model import (
     PatientFacts,
 )
 from cds_service.clinical.findings import Datum, Finding, Indicator, Order
+from cds_service.clinical.rules.names import names
 from cds_service.clinical.rules.patient_view import (
     ANALGESICS,
     aimss_evidence,
     data_incomplete,
     data_of,
-    names,
+    interference,
 )
 from cds_service.knowledge.loader import Knowledge
 
@@ -114,7 +115,7 @@ def analgesic_expectations(facts: PatientFacts, knowledge: Knowledge, drafts: tu
     params = _pair(draft, ais)
     bpi = facts.latest_bpi_interference
     if bpi is not None and bpi.value >= knowledge.rules.multimodal_management.min_bpi_interference:
-        params |= {"bpi": f"{bpi.value:g}", "bpi_date": bpi.when.isoformat()}
+        params |= {"bpi": interference(bpi), "bpi_date": bpi.when.isoformat()}
     return Finding(
         topic="analgesic-expectations", indicator="info",
         evidence=(*_evidence(draft, ais), *data_of(shown)), params=params,

@@ -33,6 +33,7 @@ from cds_service.clinical.rules.bone_agent_safety import (
     other_bone_agents,
 )
 from cds_service.clinical.rules.duloxetine_safety import DuloxetineSafety, duloxetine_safety
+from cds_service.clinical.rules.names import drug, names, plain
 from cds_service.knowledge.loader import Knowledge
 from cds_service.knowledge.wording import ParamValue
 
@@ -123,14 +124,6 @@ def interference(measurement: Measurement) -> str:
     return f"{round(measurement.value, 1):g}"
 
 
-_SEMANTIC_TAG = re.compile(r"\s*\((disorder|finding|procedure|regime/therapy|situation|observable entity)\)$")
-
-
-def plain(name: str) -> str:
-    """A coded display without SNOMED's semantic tag: "Trigger finger", not "... (disorder)"."""
-    return _SEMANTIC_TAG.sub("", name)
-
-
 def dxa_site(test: BoneDensityTest) -> str:
     """The site a DXA result names ("DXA Femur [T-score] ..." -> "femur"), else its name."""
     found = re.match(r"DXA (.+?) \[", test.name)
@@ -146,7 +139,7 @@ def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTe
     found = []
     for item in items:
         if isinstance(item, MedicationUse):
-            found.append(Datum(item.name, when=item.start, since=True))
+            found.append(Datum(drug(item), when=item.start, since=True))
         elif isinstance(item, Measurement):
             found.append(Datum(item.name, f"{item.value:g}", item.when))
         elif isinstance(item, BoneDensityTest):
@@ -161,10 +154,6 @@ def data_of(items: Iterable[MedicationUse | Measurement | Record | BoneDensityTe
 
 def pain_datum(measurement: Measurement) -> Datum:
     return Datum("pain", score(measurement), measurement.when)
-
-
-def names(items: Iterable[MedicationUse | Record]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(plain(item.name) for item in items))
 
 
 # --- symptoms -------------------------------------------------------------------------------
@@ -394,7 +383,7 @@ def bone_protection(facts: PatientFacts, knowledge: Knowledge) -> Finding | None
     lowest = _lowest_latest_t_score(facts)
     if lowest and lowest.t_score is not None and lowest.t_score <= rules.max_t_score:
         params |= {"t_score": lowest.t_score, "t_score_site": dxa_site(lowest),
-                   "t_score_date": lowest.when, "t_threshold": rules.max_t_score}
+                   "t_score_date": lowest.when, "t_threshold": f"{rules.max_t_score:.1f}"}
         evidence += data_of([lowest])
     falls = _falls_into_osteopenia(facts, rules.osteopenia_t_score, rules.min_t_score_fall)
     if falls:
@@ -538,7 +527,7 @@ def switch_therapy(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
                and _stopped_for_symptoms(m, rules.stop_reason_words)]
     if stopped:
         params["stopped_for"] = tuple(f"{ingredient(m)} ({m.status_reason or 'coded symptom'})" for m in stopped)
-        evidence += [Datum(m.name, "stopped", m.end) for m in stopped]
+        evidence += [Datum(drug(m), "stopped", m.end) for m in stopped]
     if not evidence:
         return None
     tried = {i for m in facts.ever(AROMATASE_INHIBITORS) for i in m.groups if i in AI_INGREDIENTS}
@@ -633,7 +622,7 @@ def adherence(facts: PatientFacts, knowledge: Knowledge) -> Finding | None:
     return Finding(
         topic="adherence",
         indicator="warning",
-        evidence=(*(Datum(m.name, m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown),
+        evidence=(*(Datum(drug(m), m.status.replace("-", " "), m.start) for m in paused), *_shown_data(shown),
                   *_safety_data(safety)),
         params=params,
     )
