@@ -212,7 +212,8 @@ def test_a_plan_card_suggestion_taken_then_not_now_quiets_that_card_for_that_pat
 
     database = Database(stack["database_url"])
     try:
-        by_recommendation = {row.topic: row for row in recommendation_report(database)}
+        (rows,) = recommendation_report(database).values()  # the page's one EHR: one tenant
+        by_recommendation = {row.topic: row for row in rows}
     finally:
         database.close()
     duloxetine = by_recommendation["duloxetine"]

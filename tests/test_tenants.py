@@ -55,13 +55,15 @@ def call(client: TestClient, fhir: str, iss: str, user: str = "Practitioner/CORE
 
 
 def report(tmp_path: Path) -> dict[str, dict[str, tuple[int, int]]]:
-    """``aimss-cds report --json``: (issued, silent) per topic, per tenant."""
+    """``aimss-cds report --json``: (issued, silent) per recommendation, per tenant."""
     env = os.environ | {"AIMSS_DATABASE_URL": f"sqlite:///{tmp_path}/aimss.db"}
     run = subprocess.run([sys.executable, "-m", "cds_service", "report", "--json"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     return {
-        tenant["tenant"]: {row["topic"]: (row["issued"], row["silent"]) for row in tenant["topics"]}
+        tenant["tenant"]: {
+            row["topic"]: (row["issued"], row["silent"]) for row in tenant["recommendations"]
+        }
         for tenant in json.loads(run.stdout)["tenants"]
     }
 

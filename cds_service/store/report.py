@@ -228,7 +228,7 @@ def format_report(report: Report, since: date | None, by: str = "card topic") ->
     """Plain-text tables for a terminal, one per tenant; ``silent``: would have fired."""
     window = f"cards issued since {since.isoformat()}" if since else "all cards on record"
     column = by.split()[-1]
-    lines = [f"AIMSS CDS feedback by tenant and {by} ({window})"]
+    lines = [f"AIMSS CDS feedback by {by}, per tenant ({window})"]
     for tenant, rows in report.items():
         lines += [
             "",
