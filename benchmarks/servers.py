@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -50,23 +51,48 @@ def start(
     name: str, command: list[str], env: dict[str, str], base_url: str, ready_path: str, logs: Path
 ) -> Server:
     """Spawn ``command`` and wait (20 s at most) until ``GET base_url + ready_path`` answers 200."""
+    return spawn(name, command, env, base_url, ready_path, logs).ready()
+
+
+@dataclass
+class Starting:
+    """A spawned server not yet known to answer: ``ready()`` waits for it. Several spawned
+    together start in the time of the slowest rather than of them all."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+    ready_path: str
+    log: Path
+    began: float
+
+    def ready(self) -> Server:
+        deadline = self.began + 20
+        with httpx.Client(timeout=1) as client:
+            while time.perf_counter() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited at start-up; its log:\n{self.log.read_text()[-3000:]}")
+                try:
+                    if client.get(self.base_url + self.ready_path).status_code == 200:
+                        return Server(self.name, self.process, self.base_url, self.log,
+                                      time.perf_counter() - self.began)
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+        self.process.kill()
+        raise RuntimeError(
+            f"{self.name} did not answer {self.ready_path} within 20 s; its log:\n{self.log.read_text()[-3000:]}"
+        )
+
+
+def spawn(
+    name: str, command: list[str], env: dict[str, str], base_url: str, ready_path: str, logs: Path
+) -> Starting:
     log = logs / f"{name}.log"
     began = time.perf_counter()
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = began + 20
-    with httpx.Client(timeout=1) as client:
-        while time.perf_counter() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited at start-up; its log:\n{log.read_text()[-3000:]}")
-            try:
-                if client.get(base_url + ready_path).status_code == 200:
-                    return Server(name, process, base_url, log, time.perf_counter() - began)
-            except httpx.TransportError:
-                pass
-            time.sleep(0.01)
-    process.kill()
-    raise RuntimeError(f"{name} did not answer {ready_path} within 20 s; its log:\n{log.read_text()[-3000:]}")
+    return Starting(name, process, base_url, ready_path, log, began)
 
 
 def _is_worker(pid: int) -> bool:

@@ -2,7 +2,7 @@
 -- once), and print one JSON line of results. Run with one thread (-t1): the token list is not
 -- shared between threads.
 --   wrk -t1 -c16 -d10s -s wrk.lua URL -- TOKENS_FILE BODY_FILE [BODY_FILE ...]
--- TOKENS_FILE may be "-" for no Authorization header.
+-- TOKENS_FILE may be "-" for no Authorization header; with no BODY_FILE it sends GETs.
 local bodies, tokens, sent = {}, {}, 0
 
 function init(args)
@@ -18,10 +18,14 @@ end
 
 function request()
   sent = sent + 1
-  local headers = { ["Content-Type"] = "application/json" }
+  local headers = {}
   if #tokens > 0 then
     headers["Authorization"] = "Bearer " .. tokens[((sent - 1) % #tokens) + 1]
   end
+  if #bodies == 0 then
+    return wrk.format("GET", nil, headers)
+  end
+  headers["Content-Type"] = "application/json"
   return wrk.format("POST", nil, headers, bodies[((sent - 1) % #bodies) + 1])
 end
 

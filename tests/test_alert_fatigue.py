@@ -134,7 +134,7 @@ def finding(topic: str, indicator: str) -> Finding:
 
 
 class QuietEverything:
-    def snoozed_topics(
+    async def snoozed(
         self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
     ) -> frozenset[str]:
         return frozenset({"serm-with-ai", "data-incomplete", "exercise"})
@@ -152,7 +152,7 @@ async def test_critical_cards_and_data_incomplete_are_never_quieted():
 
 
 class QuietThePlan:
-    def snoozed_topics(
+    async def snoozed(
         self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
     ) -> frozenset[str]:
         return frozenset({"aimss-plan"})

@@ -182,6 +182,27 @@ async def test_tampered_payload_is_rejected(verifier: JwtVerifier) -> None:
     assert await rejection(verifier, f"Bearer {header}.{forged}.{signature}") == "signature"
 
 
+@pytest.mark.parametrize("headers", [{"crit": ["exp"]}, {"b64": False, "crit": ["b64"]}])
+async def test_a_critical_extension_is_refused(verifier: JwtVerifier, headers: dict[str, Any]) -> None:
+    """None is supported, so RFC 7515 §4.1.11 requires the token be refused."""
+    assert await rejection(verifier, f"Bearer {make_token(headers=headers)}") == "malformed"
+
+
+@pytest.mark.parametrize("junk", ["!!!!", "a.b", "é"])
+async def test_a_segment_that_is_not_base64url_is_malformed(verifier: JwtVerifier, junk: str) -> None:
+    header, payload, signature = make_token().split(".")
+    assert await rejection(verifier, f"Bearer {header}.{payload}{junk}.{signature}") == "malformed"
+
+
+async def test_a_padded_signature_is_read_as_an_unpadded_one(verifier: JwtVerifier) -> None:
+    """Some issuers pad base64url with ``=``; PyJWT accepts it, and so does the one decode."""
+    header, payload, signature = make_token(key=RSA_KEY, alg="RS384", kid="rsa-1").split(".")
+    padded = signature + "=" * (-len(signature) % 4)
+    assert padded != signature  # 256 bytes: 342 characters, 344 padded
+    claims = await verifier.verify(f"Bearer {header}.{payload}.{padded}", AUDIENCE)
+    assert claims.iss == ISS
+
+
 async def test_unknown_kid_is_rejected(verifier: JwtVerifier) -> None:
     assert await rejection(verifier, f"Bearer {make_token(kid='ec-2')}") == "unknown_kid"
 

@@ -138,6 +138,9 @@ def test_patient_on_no_aromatase_inhibitor_gets_no_cards(client):
     "content, why",
     [
         (b"{not json", "not JSON"),
+        (b'{"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p", "userId": "Practitioner/1"}, "prefetch": {"p": {"resourceType": "Observation", "valueQuantity": {"value": NaN}}}}', "NaN is not JSON"),
+        (b'{"hook": "patient-view", "hookInstance": "\\ud800", "context": {"patientId": "p", "userId": "Practitioner/1"}}', "a lone surrogate is no text"),
+        (b'{"hook": "patient-view", "hookInstance": "\xff", "context": {"patientId": "p", "userId": "Practitioner/1"}}', "not UTF-8"),
         (b"[]", "an array"),
         (b'{"hook": "patient-view"}', "no hookInstance nor context"),
         (b'{"hook": "patient-view", "hookInstance": "x", "context": "pat-1"}', "context not an object"),

@@ -308,8 +308,10 @@ def test_a_key_over_the_resource_limit_is_unavailable_not_read(make_client):
     assert cards and all("pain and BPI scores" in card["detail"] for card in cards)
 
 
-def test_health_answers_while_a_chart_is_evaluated(make_client, monkeypatch):
-    """Facts and rules ran on the event loop: 100k pain scores held /health for 9.9 s."""
+def test_health_answers_while_a_big_chart_is_evaluated(make_client, monkeypatch):
+    """Facts and rules ran on the event loop: 100k pain scores held /health for 9.9 s. A chart
+    above ``OFF_LOOP_RESOURCES`` is now evaluated in a thread (a small one, ~1 ms, still on the
+    event loop)."""
     from cds_service.hooks import pipeline
 
     evaluating, health_answered = threading.Event(), threading.Event()
@@ -324,8 +326,8 @@ def test_health_answers_while_a_chart_is_evaluated(make_client, monkeypatch):
 
     monkeypatch.setattr(pipeline, "read_facts", slow_read_facts)
     client = make_client()
-    hook = threading.Thread(target=client.post, args=(VIEW,),
-                            kwargs={"json": patient_view(prefetch=full_prefetch(ANASTROZOLE))})
+    big = full_prefetch(ANASTROZOLE) | {"painObservations": pain_scores(pipeline.OFF_LOOP_RESOURCES + 1)}
+    hook = threading.Thread(target=client.post, args=(VIEW,), kwargs={"json": patient_view(prefetch=big)})
     hook.start()
     assert evaluating.wait(timeout=10)
     assert client.get("/health").status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -85,6 +87,32 @@ def test_racing_workers_cannot_both_win_a_jti(database_url):
     assert sorted(wins) == [False] * 7 + [True]
 
 
+async def test_a_jti_checked_on_the_event_loop_and_one_checked_in_a_thread_meet(database_url):
+    """On SQLite the check runs on the event loop when it can, as a second worker's runs in a
+    thread: both write the same table, so either way a replay is refused."""
+    inline, threaded = Store(database_url).replay_guard, Store(database_url).replay_guard
+    assert await inline.first_use("warm-up", 2_000_000_000)  # the first call prunes, in a thread
+    assert await inline.first_use("a", 2_000_000_000)
+    assert not threaded.first_use_sync("a", 2_000_000_000)
+    assert threaded.first_use_sync("b", 2_000_000_000)
+    assert not await inline.first_use("b", 2_000_000_000)
+
+
+async def test_a_busy_sqlite_writer_sends_the_jti_check_to_a_thread_that_waits_its_turn(tmp_path):
+    url = f"sqlite:///{tmp_path}/aimss.db"
+    store = Store(url)
+    assert await store.replay_guard.first_use("warm-up", 2_000_000_000)
+    other_worker = sqlite3.connect(tmp_path / "aimss.db", isolation_level=None)
+    other_worker.execute("BEGIN IMMEDIATE")  # holds SQLite's one write lock
+    assert store.inline.run("INSERT INTO seen_jti VALUES ('x', 1)", (), write=True) is None
+    check = asyncio.create_task(store.replay_guard.first_use("during", 2_000_000_000))
+    await asyncio.sleep(0.2)
+    assert not check.done()  # waiting in a thread, not failed, not on the event loop
+    other_worker.execute("COMMIT")
+    assert await check
+    assert not await store.replay_guard.first_use("during", 2_000_000_000)
+
+
 def test_jti_is_stored_hashed_and_expired_ids_are_pruned(database_url):
     database = Database(database_url)
     now = [1_000.0]
@@ -119,6 +147,23 @@ def test_snoozed_topics_come_from_snoozing_overrides_of_the_patients_cards(datab
     assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=29), SNOOZE, tenant=DEV) == {"exercise"}
     assert store.cards.snoozed_topics("pk-a", DAY + timedelta(days=30), SNOOZE, tenant=DEV) == frozenset()
     assert store.cards.snoozed_topics("pk-a", DAY, SnoozeRules(reasons=SNOOZE.reasons, days=0), tenant=DEV) == frozenset()
+
+
+async def test_snoozes_read_on_the_event_loop_are_the_stored_query_s(database_url):
+    """``snoozed`` (on SQLite, a hand-written query on the event loop) answers as
+    ``snoozed_topics`` at every edge: the window's last day, another patient, another tenant."""
+    store = Store(database_url)
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-1", "exercise"), card("u-2", "duloxetine")], "pk-a", DAY, tenant=DEV))
+    store.cards.record_rows(issued_rows("aimss-patient-view", [card("u-3", "bone-health")], "pk-a", DAY, tenant="other"))
+    store.feedback.add("aimss-patient-view", [item("u-1"), item("u-2", code="already-addressed")], DAY, tenant=DEV)
+    store.feedback.add("aimss-patient-view", [item("u-3")], DAY, tenant="other")
+    for patient, day, tenant in [
+        ("pk-a", DAY, DEV), ("pk-a", DAY + timedelta(days=29), DEV), ("pk-a", DAY + timedelta(days=30), DEV),
+        ("pk-b", DAY, DEV), ("pk-a", DAY, "other"), ("pk-a", DAY, "nobody"),
+    ]:
+        expected = store.cards.snoozed_topics(patient, day, SNOOZE, tenant=tenant)
+        assert await store.cards.snoozed(patient, day, SNOOZE, tenant=tenant) == expected, (patient, day, tenant)
+    assert await store.cards.snoozed("pk-a", DAY, SNOOZE, tenant=DEV) == {"exercise", "duloxetine"}
 
 
 def test_feedback_before_the_issued_record_still_snoozes(database_url):

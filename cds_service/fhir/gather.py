@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -115,13 +115,11 @@ async def gather(
             if isinstance(listed, list) and len(listed) > access.max_per_key:
                 gathered.unavailable[key] = "too_many_resources"
                 continue
-            entries = list(bundle_resources(value))
-            if any(is_error_outcome(entry) for entry in entries):
+            resources = _bundled(value)
+            if resources is None:
                 gathered.unavailable[key] = "prefetch_operation_outcome"
                 continue
-            gathered.resources[key] = [
-                dict(e) for e in entries if e.get("resourceType") != "OperationOutcome"
-            ]
+            gathered.resources[key] = resources
             if (more := next_link(value)) is not None:
                 to_continue[key] = more
         elif is_read(template):
@@ -142,6 +140,19 @@ async def gather(
     if gathered.unavailable:
         _log_unavailable(gathered.unavailable, request.fhirServer)
     return gathered
+
+
+def _bundled(bundle: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """A prefetched Bundle's resources, read in one pass and not copied (nothing edits them),
+    without its informational OperationOutcomes; ``None`` if one of them reports a failure."""
+    resources = []
+    for resource in bundle_resources(bundle):
+        if resource.get("resourceType") == "OperationOutcome":
+            if is_error_outcome(resource):
+                return None
+            continue
+        resources.append(resource)
+    return cast("list[dict[str, Any]]", resources)  # parsed JSON objects are dicts
 
 
 def _within_limits(gathered: Gathered, access: FhirAccess) -> None:

@@ -47,9 +47,7 @@ async def without_quieted(
     (``card_of``) they quieted; no database read when nothing could be quieted."""
     if not any(may_be_quieted(finding) for finding in findings):
         return findings
-    quieted = await run_in_threadpool(
-        functools.partial(ledger.snoozed_topics, patient_key, today, rules, tenant=tenant)
-    )
+    quieted = await ledger.snoozed(patient_key, today, rules, tenant=tenant)
     return [
         f for f in findings
         if not ((f.topic in quieted or card_of(f.topic) in quieted) and may_be_quieted(f))

@@ -110,8 +110,12 @@ class Knowledge:
         for coding in codings:
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
-                system = canonical_system(system)
-                for candidate in _candidates(system, code.strip()):
+                system = SYSTEM_ALIASES.get(system, system)
+                code = code.strip()
+                if matched := self._index.get((system, code)):  # the code itself, most often
+                    found.extend(matched)
+                    continue
+                for candidate in _candidates(system, code):
                     if matched := self._index.get((system, candidate)):
                         found.extend(matched)
                         break

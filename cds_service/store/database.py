@@ -83,8 +83,9 @@ class Database:
                 connect_args={"options": read_only_option + "-c synchronous_commit=off"},
             )
         self.dialect: str = self.durable.dialect.name
+        self._writer = threading.Lock()
         self._one_writer: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+            self._writer if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         if self.file is not None:
             self.file.check_writable()
@@ -110,6 +111,13 @@ class Database:
             yield connection
         if self.file is not None:
             self.file.check_same_file()
+
+    def try_writer(self) -> bool:
+        """Take this worker's SQLite writer lock (see ``writing``) only if it is free."""
+        return self._writer.acquire(blocking=False)
+
+    def release_writer(self) -> None:
+        self._writer.release()
 
     @contextlib.contextmanager
     def reading(self, engine: Engine) -> Iterator[Connection]:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from cds_service.hooks.protocol import RECOMMENDATIONS_EXTENSION, SUGGESTION_EXTENSION, Card
 from cds_service.knowledge.loader import OVERRIDE_SYSTEM
@@ -26,6 +27,7 @@ from cds_service.knowledge.rules_config import SnoozeRules
 
 from .database import Database, insert_ignoring_conflicts
 from .faults import StoreError, StoreFault
+from .inline import InlineSqlite
 from .schema import (
     feedback,
     issued_cards,
@@ -112,8 +114,26 @@ def recommendation_rows(cards: Sequence[Card]) -> list[IssuedRow]:
 
 
 class CardLedger:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, inline: InlineSqlite | None = None) -> None:
         self._db = database
+        self._inline = inline
+
+    async def snoozed(
+        self, patient_key: str, today: date, rules: SnoozeRules, *, tenant: str
+    ) -> frozenset[str]:
+        """``snoozed_topics``, read on the event loop when SQLite answers at once (``inline``),
+        else in a thread."""
+        if rules.days <= 0 or not rules.reasons:
+            return frozenset()
+        if self._inline is not None:
+            since = (today - timedelta(days=rules.days)).isoformat()  # SQLite keeps dates so
+            parameters = (tenant, patient_key, *rules.reasons, since)
+            rows = self._inline.run(_snooze_sql(len(rules.reasons)), parameters, write=False)
+            if rows is not None:
+                return frozenset(topic for (topic,) in rows)
+        return await run_in_threadpool(
+            functools.partial(self.snoozed_topics, patient_key, today, rules, tenant=tenant)
+        )
 
     def record_rows(
         self,
@@ -194,6 +214,17 @@ class CardLedger:
         except StoreFault as fault:
             log.error("snoozes not read, no card quieted: %s", fault)
             return frozenset()
+
+
+@functools.cache
+def _snooze_sql(reasons: int) -> str:
+    """The query of ``snoozed_topics`` in SQLite's words, for ``reasons`` override codes."""
+    table, c = patient_overrides.name, patient_overrides.c
+    return (
+        f"SELECT DISTINCT {c.topic.name} FROM {table} WHERE {c.tenant.name} = ? "
+        f"AND {c.patient_key.name} = ? AND {c.override_code.name} IN ({', '.join('?' * reasons)}) "
+        f"AND {c.received_on.name} > ?"
+    )
 
 
 def link_overrides(database: Database, connection: Connection, card_uuids: list[str]) -> None:

@@ -33,6 +33,7 @@ from cds_service.store import FeedbackRefused, Store, StoreFault
 from cds_service.web import openapi
 from cds_service.web.auth.jwt import JwtVerifier
 from cds_service.web.errors import ProblemResponse, internal_error, store_unavailable
+from cds_service.web.json_body import OrjsonRoute
 
 log = logging.getLogger("aimss_cds")
 
@@ -74,7 +75,7 @@ def _tenant(request: Request) -> Tenant:
 
 
 def routes() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=OrjsonRoute)
 
     @router.get("/cds-services", response_model=Discovery, responses=openapi.DISCOVERY)
     async def discovery(request: Request) -> Response:

@@ -74,10 +74,11 @@ def extract_facts(
 
 def _unique(resources: Iterable[Resource]) -> Iterator[Resource]:
     """The same resource may arrive under two prefetch keys; count it once."""
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for resource in resources:
-        key = reference_key(resource)
-        if key is None or key not in seen:
-            if key:
-                seen.add(key)
+        kind, id_ = resource.get("resourceType"), resource.get("id")
+        if not (isinstance(kind, str) and isinstance(id_, str)):
+            yield resource
+        elif (kind, id_) not in seen:
+            seen.add((kind, id_))
             yield resource

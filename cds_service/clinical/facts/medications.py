@@ -46,8 +46,8 @@ def medication_use(
         status = _REQUEST_STATUS.get(resource.get("status", ""))
         start = first_date(resource, "authoredOn")
         validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
-        end = first_date({"v": validity}, "v.end") if isinstance(validity, Mapping) else None
-        reasons = [resource["statusReason"]] if isinstance(resource.get("statusReason"), Mapping) else []
+        end = first_date({"v": validity}, "v.end") if isinstance(validity, dict) else None
+        reasons = [resource["statusReason"]] if isinstance(resource.get("statusReason"), dict) else []
         point_in_time = True
         planned = _planned_days(resource)
     if status is None:
@@ -82,14 +82,14 @@ def _planned_days(request: Resource) -> float | None:
     """The planned length of a MedicationRequest: its expected supply duration, else the
     longest timing bound of its dosage; ``None`` when neither is given in days, weeks or months."""
     durations = [(request.get("dispenseRequest") or {}).get("expectedSupplyDuration")]
-    if not isinstance(durations[0], Mapping):
+    if not isinstance(durations[0], dict):
         durations = [
             ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsDuration")
-            for dosage in request.get("dosageInstruction") or [] if isinstance(dosage, Mapping)
+            for dosage in request.get("dosageInstruction") or [] if isinstance(dosage, dict)
         ]
     days = [
         float(d["value"]) * _DAYS[unit] for d in durations
-        if isinstance(d, Mapping) and isinstance(d.get("value"), int | float)
+        if isinstance(d, dict) and isinstance(d.get("value"), int | float)
         and (unit := str(d.get("code") or d.get("unit") or "")) in _DAYS
     ]
     return max(days, default=None)
@@ -106,7 +106,7 @@ def _medication_codings(
     (an obsolete product code), so a known product is never re-read as its ingredient (a
     vaginal estradiol cream is not systemic estradiol)."""
     concept = resource.get("medicationCodeableConcept")
-    if isinstance(concept, Mapping):
+    if isinstance(concept, dict):
         return codings(concept), [], concept_text(concept)
     reference = (resource.get("medicationReference") or {}).get("reference")
     medication: Resource | None = None
@@ -134,8 +134,8 @@ def drafted_orders(
     selected = None if selections is None else set(selections)
     drafts = []
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
             continue
         if selected is not None and reference_key(resource) not in selected:
             continue

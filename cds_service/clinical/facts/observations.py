@@ -8,7 +8,7 @@ read as Observations of their own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 from cds_service.clinical.facts.model import Coded, Measurement, unverified
@@ -48,10 +48,13 @@ def _with_components(observation: Resource) -> Iterator[Resource]:
     holds its per-site T-scores so): status, subject, date and id are the panel's, so evidence
     names the panel; code, value and interpretation are the component's."""
     yield observation
+    components = observation.get("component")
+    if not components:
+        return
     shared = {
         k: v for k, v in observation.items() if k not in _OWN_FIELDS and not k.startswith("value")
     }
-    for component in observation.get("component") or []:
+    for component in components:
         yield shared | dict(component)
 
 
@@ -63,14 +66,14 @@ def recent(measurements: Iterable[Measurement], since: date) -> tuple[Measuremen
 def numeric_value(resource: Resource) -> float | None:
     """valueQuantity, valueInteger, valueDecimal, or a numeric valueCodeableConcept/valueString."""
     quantity = resource.get("valueQuantity")
-    if isinstance(quantity, Mapping) and isinstance(quantity.get("value"), int | float):
+    if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
         return float(quantity["value"])
     for name in ("valueInteger", "valueDecimal"):
         if isinstance(resource.get(name), int | float) and not isinstance(resource.get(name), bool):
             return float(resource[name])
     candidates = [resource.get("valueString")]
     concept = resource.get("valueCodeableConcept")
-    if isinstance(concept, Mapping):
+    if isinstance(concept, dict):
         candidates += [concept.get("text"), *(c.get("code") for c in codings(concept))]
     for candidate in candidates:
         if isinstance(candidate, str) and NUMBER.match(candidate):
