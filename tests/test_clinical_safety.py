@@ -23,13 +23,27 @@ from urllib.parse import parse_qsl
 import pytest
 from fastapi.testclient import TestClient
 
+from sandbox.synthetic import (
+    ANASTROZOLE_1MG,
+    BPI_INTERFERENCE,
+    CALCIUM_CARBONATE,
+    CHOLECALCIFEROL,
+    DULOXETINE_30MG,
+    DXA_FEMUR_T,
+    ICD10,
+    LETROZOLE_2_5MG,
+    LOINC,
+    PAIN_NRS,
+    PHENELZINE_15MG,
+    PHQ9,
+    RXNORM,
+    SNOMED,
+    TSH,
+    VITAMIN_D,
+)
 from tests.conftest import TODAY
 from tests.helpers import assert_valid_cards, patient_view
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 RECOMMENDATIONS = "org.example.aimss-cds.recommendations"
 PATIENT = "pat-safety"
@@ -38,12 +52,6 @@ Code = tuple[str, str]
 Resource = dict[str, Any]
 
 # RxNorm (rxnorm-subset.tsv unless noted)
-ANASTROZOLE_1MG = ("199224", "anastrozole 1 MG Oral Tablet")
-LETROZOLE_2_5MG = ("200064", "letrozole 2.5 MG Oral Tablet")
-CALCIUM_CARBONATE = ("1897", "calcium carbonate")
-CHOLECALCIFEROL = ("2418", "cholecalciferol")
-DULOXETINE_30MG = ("596930", "duloxetine 30 MG Delayed Release Oral Capsule")
-PHENELZINE_15MG = ("312347", "phenelzine 15 MG Oral Tablet")
 LINEZOLID_600MG = ("311347", "linezolid 600 MG Oral Tablet")
 SERTRALINE_50MG = ("312941", "sertraline 50 MG Oral Tablet")
 WARFARIN = ("11289", "warfarin")  # RxNorm ingredient; VERIFIED-B (several independent code tables)
@@ -51,12 +59,6 @@ DENOSUMAB_60MG_PROLIA = ("993456", "1 ML denosumab 60 MG/ML Prefilled Syringe [P
 DULOXETINE_CODES = {"72625", "596926", "596930", "616402", "596934", "2200175", "2200181"}
 
 # LOINC
-PAIN_NRS = ("72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")
-BPI_INTERFERENCE = ("77565-0", "Pain interference score [BPI Short Form]")
-DXA_FEMUR_T = ("38263-0", "DXA Femur [T-score] Bone density")
-TSH = ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma")
-VITAMIN_D = ("62292-8", "25-Hydroxyvitamin D3+25-Hydroxyvitamin D2 [Mass/volume] in Serum or Plasma")
-PHQ9 = ("44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]")
 # Cockcroft-Gault creatinine clearance (LOINC 35591-7), eGFR CKD-EPI 2021 (98979-8) and total
 # serum calcium (17861-6): LOINC names as published in HL7 Switzerland's lab IG, the ANS (France)
 # eGFR value set and several lab catalogues.
